@@ -1,0 +1,129 @@
+"""The ``eneca-bot`` command: ``serve``, ``check``, ``plugins`` and plugins' own commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from core import __version__
+from core.errors import EnecaError
+
+
+def _parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    parser = argparse.ArgumentParser(prog="eneca-bot", description="eneca-bot chatbot gateway")
+    parser.add_argument("--version", action="version", version=f"eneca-bot {__version__}")
+    parser.add_argument("--config", help="TOML config file (default config/settings.toml)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host", help="interface to listen on (HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (PORT)")
+    serve.add_argument("--config", dest="config_sub", help="TOML config file")
+    commands.add_parser("check", help="validate the configuration and plugins, then exit")
+    commands.add_parser("plugins", help="list discovered plugins and whether they are enabled")
+    return parser, commands
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    core: dict[str, Any] = {}
+    for key in ("host", "port"):
+        if getattr(args, key, None) is not None:
+            core[key] = getattr(args, key)
+    return {"core": core} if core else {}
+
+
+def _fail(message: str) -> int:
+    print(f"eneca-bot: error: {message}", file=sys.stderr)
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, commands = _parser()
+    # Plugins may add commands: parse once to find the config, then add theirs.
+    known, _ = parser.parse_known_args(argv)
+    config_file = getattr(known, "config_sub", None) or known.config
+    from core.app import load_config
+
+    try:
+        config = load_config(config_file, overrides=_overrides(known))
+    except EnecaError as exc:
+        if known.command == "plugins":
+            return _list_plugins(None)
+        return _fail(str(exc))
+    from core.plugins import call_each_sync
+
+    try:
+        call_each_sync(config.pm, "register_commands", subparsers=commands)
+    except EnecaError as exc:
+        return _fail(str(exc))
+    args = parser.parse_args(argv)
+    if args.command in (None, "serve"):
+        return _serve(config)
+    if args.command == "check":
+        names = ", ".join(name for name, _ in config.pm.list_name_plugin())
+        print(f"configuration ok; plugins enabled: {names}")
+        return 0
+    if args.command == "plugins":
+        return _list_plugins(config.core.plugins)
+    return _run_plugin_command(args, config)
+
+
+def _list_plugins(enabled: list[str] | None) -> int:
+    from core.plugins import describe
+    from core.settings import DEFAULT_PLUGINS
+
+    rows = describe(enabled if enabled is not None else DEFAULT_PLUGINS)
+    width = max((len(r.name) for r in rows), default=4)
+    for row in rows:
+        mark = "enabled " if row.enabled else "disabled"
+        print(f"{row.name:<{width}}  {mark}  {row.distribution} {row.version}  ({row.target})")
+    return 0
+
+
+def _serve(config: Any) -> int:
+    from aiohttp import web
+
+    from core.app import create_app
+
+    try:
+        import uvloop  # optional accelerator
+    except ImportError:
+        uvloop = None
+    try:
+        app = create_app(config)
+        web.run_app(
+            app,
+            host=config.core.host,
+            port=config.core.port,
+            shutdown_timeout=config.core.shutdown_grace_s,
+            access_log=None,
+            print=lambda *_: None,
+            loop=uvloop.new_event_loop() if uvloop else None,
+        )
+    except EnecaError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot listen on {config.core.host}:{config.core.port}: {exc}")
+    return 0
+
+
+def _run_plugin_command(args: argparse.Namespace, config: Any) -> int:
+    from core.app import create_app
+    from core.gateway import GATEWAY
+
+    app = create_app(config)
+    result = args.func(args, app[GATEWAY])
+    if inspect.isawaitable(result):
+        try:
+            result = asyncio.run(result)
+        except EnecaError as exc:
+            return _fail(str(exc))
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

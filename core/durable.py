@@ -1,0 +1,307 @@
+"""Inbox and outbox for asynchronous channels, in SQLite (``DATA_DIR/gateway.db``).
+
+A channel that answers its provider's webhook before the agent runs publishes with
+``durable=True``: the message is written to the inbox (deduplicated on the provider's
+message id) before ``publish`` returns, so the 200 it sends means "kept". When the reply
+exists it moves to the outbox in the same transaction; the outbox delivers it through the
+``deliver_reply`` hook, in order per conversation, with retries. After a crash the
+unanswered inbox rows are answered and the undelivered outbox rows are delivered.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from core.errors import PluginError
+from core.events import Message, Reply, ReplyError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS inbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    channel TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    provider_id TEXT,
+    message TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    received_at REAL NOT NULL,
+    answered_at REAL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS inbox_provider
+    ON inbox(channel, provider_id) WHERE provider_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS inbox_pending ON inbox(status, seq);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id TEXT NOT NULL UNIQUE,
+    channel TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    reply TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    delivered_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(status, conversation_id, seq);
+CREATE TABLE IF NOT EXISTS duplicates (channel TEXT PRIMARY KEY, count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+"""
+
+
+def message_to_json(message: Message) -> str:
+    return json.dumps(
+        {
+            "id": message.id,
+            "conversation_id": message.conversation_id,
+            "channel": message.channel,
+            "text": message.text,
+            "user_id": message.user_id,
+            "chat_id": message.chat_id,
+            "message_id": message.message_id,
+            "metadata": dict(message.metadata),
+            "received_at": message.received_at,
+        },
+        ensure_ascii=False,
+    )
+
+
+def message_from_json(raw: str) -> Message:
+    return Message(**json.loads(raw))
+
+
+def reply_to_json(reply: Reply) -> str:
+    return json.dumps(
+        {
+            "text": reply.text,
+            "error": None if reply.error is None else [reply.error.code, reply.error.message],
+            "usage": dict(reply.usage) if reply.usage else None,
+            "actions": list(reply.actions),
+            "metadata": dict(reply.metadata),
+            "created_at": reply.created_at,
+        },
+        ensure_ascii=False,
+    )
+
+
+def reply_from_json(raw: str, message: Message) -> Reply:
+    data = json.loads(raw)
+    error = ReplyError(*data["error"]) if data["error"] else None
+    return Reply(
+        conversation_id=message.conversation_id,
+        channel=message.channel,
+        text=data["text"],
+        in_reply_to=message,
+        error=error,
+        usage=data["usage"],
+        actions=tuple(data["actions"]),
+        metadata=data["metadata"],
+        created_at=data["created_at"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDelivery:
+    """An outbox row due for an attempt."""
+
+    seq: int
+    reply: Reply
+    attempts: int
+
+
+class DurableQueue:
+    """The inbox and outbox tables behind one aiosqlite connection."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        assert self._db is not None, "DurableQueue is not open"
+        return self._db
+
+    async def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+            await self.db.execute("PRAGMA journal_mode=WAL")
+            await self.db.execute("PRAGMA synchronous=NORMAL")
+            await self.db.execute("PRAGMA busy_timeout=5000")
+            await self.db.executescript(_SCHEMA)
+            async with self.db.execute("SELECT version FROM schema_version") as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                await self.db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            elif row[0] > SCHEMA_VERSION:
+                raise PluginError(
+                    f"{self.path} has schema version {row[0]}, newer than this gateway's "
+                    f"{SCHEMA_VERSION}; upgrade eneca-bot or use another DATA_DIR"
+                )
+        except (sqlite3.DatabaseError, OSError) as exc:
+            await self.close()
+            raise PluginError(f"cannot open the inbox/outbox database {self.path}: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def accept(self, message: Message) -> bool:
+        """Keep ``message``; False when the provider already sent this message id."""
+        cursor = await self.db.execute(
+            "INSERT OR IGNORE INTO inbox(id, channel, conversation_id, provider_id, message,"
+            " received_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                message.id,
+                message.channel,
+                message.conversation_id,
+                message.message_id,
+                message_to_json(message),
+                message.received_at,
+            ),
+        )
+        if cursor.rowcount == 1:
+            return True
+        await self.db.execute(
+            "INSERT INTO duplicates VALUES (?, 1) ON CONFLICT(channel) DO UPDATE"
+            " SET count = count + 1",
+            (message.channel,),
+        )
+        return False
+
+    async def unanswered(self) -> list[Message]:
+        """Accepted messages with no reply yet, in arrival order."""
+        async with self.db.execute(
+            "SELECT message FROM inbox WHERE status = 'pending' ORDER BY seq"
+        ) as cursor:
+            return [message_from_json(row[0]) async for row in cursor]
+
+    async def answer(self, reply: Reply, now: float | None = None) -> None:
+        """Mark the message answered and queue its reply, atomically."""
+        now = time.time() if now is None else now
+        message = reply.in_reply_to
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            await self.db.execute(
+                "UPDATE inbox SET status = 'answered', answered_at = ? WHERE id = ?",
+                (now, message.id),
+            )
+            await self.db.execute(
+                "INSERT OR IGNORE INTO outbox(message_id, channel, conversation_id, reply,"
+                " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (message.id, reply.channel, reply.conversation_id, reply_to_json(reply), now, now),
+            )
+            await self.db.execute("COMMIT")
+        except BaseException:
+            await self.db.execute("ROLLBACK")
+            raise
+
+    async def due(self, now: float, busy: set[str], limit: int = 64) -> list[PendingDelivery]:
+        """The oldest pending reply of each conversation whose attempt time has come."""
+        async with self.db.execute(
+            "SELECT o.seq, o.reply, o.attempts, i.message FROM outbox o"
+            " JOIN inbox i ON i.id = o.message_id"
+            " WHERE o.status = 'pending' AND o.seq = (SELECT MIN(seq) FROM outbox"
+            "   WHERE conversation_id = o.conversation_id AND status = 'pending')"
+            " AND o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?",
+            (now, limit + len(busy)),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        result = []
+        for seq, reply_json, attempts, message_json in rows:
+            message = message_from_json(message_json)
+            if message.conversation_id in busy:
+                continue
+            result.append(PendingDelivery(seq, reply_from_json(reply_json, message), attempts))
+        return result[:limit]
+
+    async def next_due_at(self) -> float | None:
+        async with self.db.execute(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
+        ) as cursor:
+            row = await cursor.fetchone()
+        return row[0] if row else None
+
+    async def mark_delivered(self, seq: int, attempts: int) -> None:
+        await self.db.execute(
+            "UPDATE outbox SET status = 'delivered', attempts = ?, delivered_at = ?,"
+            " last_error = NULL WHERE seq = ?",
+            (attempts, time.time(), seq),
+        )
+
+    async def mark_retry(self, seq: int, attempts: int, when: float, error: str) -> None:
+        await self.db.execute(
+            "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE seq = ?",
+            (attempts, when, error[:500], seq),
+        )
+
+    async def mark_failed(self, seq: int, attempts: int, error: str) -> None:
+        await self.db.execute(
+            "UPDATE outbox SET status = 'failed', attempts = ?, last_error = ? WHERE seq = ?",
+            (attempts, error[:500], seq),
+        )
+
+    async def forget_channel(self, channel: str, conversation_id: str | None = None) -> None:
+        """Drop undelivered replies of a cleared conversation (or channel)."""
+        query = "UPDATE outbox SET status = 'dropped' WHERE status = 'pending' AND channel = ?"
+        params: tuple[Any, ...] = (channel,)
+        if conversation_id is not None:
+            query += " AND conversation_id = ?"
+            params += (conversation_id,)
+        await self.db.execute(query, params)
+
+    async def stats(self, channel: str | None = None) -> dict[str, Any]:
+        """Totals for a channel (or all): received, answered, delivered, failed, pending."""
+        where, params = ("WHERE channel = ?", (channel,)) if channel else ("", ())
+        figures: dict[str, Any] = {}
+        async with self.db.execute(
+            f"SELECT status, COUNT(*) FROM inbox {where} GROUP BY status", params
+        ) as cursor:
+            inbox = dict(await cursor.fetchall())
+        async with self.db.execute(
+            f"SELECT status, COUNT(*), COALESCE(SUM(MAX(attempts - 1, 0)), 0) FROM outbox"
+            f" {where} GROUP BY status",
+            params,
+        ) as cursor:
+            outbox = {row[0]: (row[1], row[2]) for row in await cursor.fetchall()}
+        async with self.db.execute(
+            f"SELECT COALESCE(SUM(count), 0) FROM duplicates {where}", params
+        ) as cursor:
+            row = await cursor.fetchone()
+        figures["received"] = sum(inbox.values())
+        figures["unanswered"] = inbox.get("pending", 0)
+        figures["duplicates"] = row[0] if row else 0
+        figures["delivered"] = outbox.get("delivered", (0, 0))[0]
+        figures["failed"] = outbox.get("failed", (0, 0))[0]
+        figures["pending_deliveries"] = outbox.get("pending", (0, 0))[0]
+        figures["retries"] = sum(retries for _, retries in outbox.values())
+        return figures
+
+    async def delivery_latencies(self, channel: str, limit: int = 1000) -> list[float]:
+        """Seconds from webhook to delivered reply, for the most recent deliveries."""
+        async with self.db.execute(
+            "SELECT o.delivered_at - i.received_at FROM outbox o JOIN inbox i"
+            " ON i.id = o.message_id WHERE o.channel = ? AND o.status = 'delivered'"
+            " ORDER BY o.seq DESC LIMIT ?",
+            (channel, limit),
+        ) as cursor:
+            return [row[0] for row in await cursor.fetchall()]
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile; ``None`` for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[index]

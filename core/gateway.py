@@ -1,0 +1,254 @@
+"""The gateway: what every hook receives. It owns the bus, the store, the agent and the
+durable inbox/outbox, and runs the pipeline that answers one message."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pluggy
+from aiohttp import web
+from loguru import logger
+from pydantic_settings import BaseSettings
+
+from core.agent import Agent, AgentRequest, Tool
+from core.bus import InProcessBus, MessageBus, ReplyHandle
+from core.delivery import DeliveryResult
+from core.durable import DurableQueue
+from core.events import Message, Reply, ReplyError, SessionCleared
+from core.health import Check
+from core.logs import Redactor
+from core.memory import InMemoryConversationStore
+from core.outbox import Outbox
+from core.plugins import call_each, call_first
+from core.settings import CoreSettings
+from core.store import ConversationStore, Turn
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+class Gateway:
+    """One running gateway. Created by :func:`core.app.create_app`; plugins get it in hooks."""
+
+    def __init__(
+        self,
+        settings: CoreSettings,
+        pm: pluggy.PluginManager,
+        plugin_settings: Mapping[type[BaseSettings], BaseSettings],
+        redactor: Redactor,
+        version: str,
+    ) -> None:
+        self.settings = settings
+        self.pm = pm
+        self.version = version
+        self.redactor = redactor
+        self._plugin_settings = dict(plugin_settings)
+        self.started_at = time.time()
+        self.bus: MessageBus = InProcessBus(
+            self._answer,
+            max_in_flight=settings.bus_max_in_flight,
+            full_policy=settings.bus_full_policy,
+            publish_timeout_s=settings.bus_publish_timeout_s,
+        )
+        self.durable = DurableQueue(Path(settings.data_dir) / "gateway.db")
+        self.outbox = Outbox(
+            self.durable,
+            self._deliver,
+            max_attempts=settings.delivery_max_attempts,
+            base_delay_s=settings.delivery_base_delay_s,
+            max_delay_s=settings.delivery_max_delay_s,
+        )
+        self._store: ConversationStore | None = None
+        self._agent: Agent | None = None
+        self._durable_ids: set[str] = set()
+        self._running = False
+
+    # -- what plugins use -----------------------------------------------------------------
+
+    def settings_for(self, settings_cls: type[S]) -> S:
+        """The loaded settings of a plugin (declared with the ``settings_model`` hook)."""
+        try:
+            return self._plugin_settings[settings_cls]  # type: ignore[return-value]
+        except KeyError:
+            raise LookupError(
+                f"{settings_cls.__name__} was not declared by settings_model"
+            ) from None
+
+    @property
+    def store(self) -> ConversationStore:
+        assert self._store is not None, "the gateway has not started"
+        return self._store
+
+    @property
+    def agent(self) -> Agent | None:
+        return self._agent
+
+    @property
+    def plugin_names(self) -> list[str]:
+        return [name for name, _ in self.pm.list_name_plugin()]
+
+    async def publish(self, message: Message, *, durable: bool = False) -> ReplyHandle | None:
+        """Queue a message for the agent.
+
+        Returns a handle to await the reply (``await handle.reply()``) or iterate its
+        chunks. With ``durable=True`` the message is written to the inbox first and its
+        reply is delivered through ``deliver_reply``, also after a restart; the return
+        value is ``None`` when the provider already sent this ``message_id`` (a duplicate).
+        Raises :class:`~core.errors.BusFullError` / ``BusClosedError`` when it cannot be
+        taken.
+        """
+        if durable:
+            if not await self.durable.accept(message):
+                logger.info("duplicate {} message {} ignored", message.channel, message.message_id)
+                return None
+            self._durable_ids.add(message.id)
+        return await self.bus.publish(message)
+
+    async def clear_session(
+        self, conversation_id: str | None = None, channel: str | None = None
+    ) -> int:
+        """Forget one conversation, or every conversation of ``channel``; fires
+        ``session_cleared``. Returns how many turns (one) or conversations (channel)
+        were removed."""
+        if conversation_id is not None:
+            removed = await self.store.clear(conversation_id)
+        elif channel is not None:
+            removed = await self.store.clear_channel(channel)
+        else:
+            raise ValueError("clear_session needs a conversation_id or a channel")
+        if channel is not None:
+            await self.durable.forget_channel(channel, conversation_id)
+        await call_each(
+            self.pm, "session_cleared", gateway=self, event=SessionCleared(conversation_id, channel)
+        )
+        return removed
+
+    async def knowledge_search(self, query: str, limit: int = 5) -> list[Any]:
+        """Passages from whichever plugin provides ``knowledge_search`` (none: empty)."""
+        return list(
+            await call_first(self.pm, "knowledge_search", gateway=self, query=query, limit=limit)
+            or []
+        )
+
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        checks: list[Check] = [Check("bus", self._running, self.bus.stats())]
+        try:
+            store_ok = await asyncio.wait_for(self.store.ping(), 2.0)
+        except Exception as exc:
+            store_ok = False
+            logger.warning("store health check failed: {}", exc)
+        checks.append(Check("store", store_ok, {"backend": type(self.store).__name__}))
+        for plugin, result in await call_each(self.pm, "health_check", gateway=self):
+            for check in result if isinstance(result, list | tuple) else [result]:
+                checks.append(
+                    Check(
+                        f"{plugin}" if check.name == plugin else f"{plugin}.{check.name}",
+                        check.ok,
+                        check.detail,
+                    )
+                )
+        report = {check.name: {"ok": check.ok, **check.detail} for check in checks}
+        return all(check.ok for check in checks), report
+
+    # -- lifecycle (driven by core.app) -------------------------------------------------
+
+    async def start(self) -> None:
+        """Resolve the store and agent, replay unanswered durable messages, start delivery."""
+        store = await call_first(self.pm, "conversation_store", gateway=self)
+        if store is None:
+            logger.warning("no memory plugin enabled: conversations are kept in process only")
+            store = InMemoryConversationStore()
+        self._store = store
+        self._agent = await call_first(self.pm, "agent", gateway=self)
+        if self._agent is None:
+            logger.warning("no agent plugin enabled: every message gets the fallback text")
+        self._running = True
+        self.outbox.start()
+        pending = await self.durable.unanswered()
+        for message in pending:
+            self._durable_ids.add(message.id)
+            await self.bus.publish(message)
+        if pending:
+            logger.info("answering {} message(s) accepted before the last stop", len(pending))
+
+    async def stop(self) -> None:
+        self._running = False
+        figures = await self.bus.drain(self.settings.shutdown_grace_s)
+        await self.outbox.stop(min(self.settings.shutdown_grace_s, 5.0))
+        logger.info("bus drained: {}", figures)
+
+    # -- the pipeline -------------------------------------------------------------------
+
+    async def _answer(self, message: Message, handle: ReplyHandle) -> Reply:
+        store = self.store
+        await store.append(
+            message.conversation_id,
+            Turn(
+                "user",
+                message.text,
+                message.channel,
+                message.user_id,
+                message.message_id or message.id,
+                message.received_at,
+                message.metadata,
+            ),
+        )
+        await call_each(self.pm, "message_received", gateway=self, message=message)
+        reply = await self._run_agent(message, handle)
+        if reply.success:
+            await store.append(
+                message.conversation_id,
+                Turn(
+                    "assistant",
+                    reply.text,
+                    message.channel,
+                    None,
+                    message.message_id or message.id,
+                    reply.created_at,
+                    {"usage": dict(reply.usage)} if reply.usage else {},
+                ),
+            )
+        if message.id in self._durable_ids:
+            await self.durable.answer(reply)
+            self._durable_ids.discard(message.id)
+            self.outbox.notify()
+        await call_each(self.pm, "reply_ready", gateway=self, reply=reply)
+        return reply
+
+    async def _run_agent(self, message: Message, handle: ReplyHandle) -> Reply:
+        if self._agent is None:
+            return self._fallback(message, "no_agent", "no agent plugin is enabled")
+        history = await self.store.history(message.conversation_id)
+        tools: list[Tool] = []
+        for _, offered in await call_each(self.pm, "agent_tools", gateway=self, message=message):
+            tools.extend(offered)
+        try:
+            return await self._agent.respond(AgentRequest(message, history, tools), handle.emit)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.opt(exception=exc).error(
+                "agent failed on conversation {}: {}", message.conversation_id, exc
+            )
+            return self._fallback(message, "agent_error", "the agent failed unexpectedly")
+
+    def _fallback(self, message: Message, code: str, why: str) -> Reply:
+        return Reply(
+            message.conversation_id,
+            message.channel,
+            self.settings.fallback_text,
+            message,
+            error=ReplyError(code, why),
+        )
+
+    async def _deliver(self, reply: Reply, attempt: int) -> DeliveryResult | None:
+        return await call_first(
+            self.pm, "deliver_reply", gateway=self, reply=reply, attempt=attempt
+        )
+
+
+#: Where the app keeps its gateway: ``request.app[GATEWAY]``.
+GATEWAY = web.AppKey("gateway", Gateway)

@@ -1,0 +1,210 @@
+"""Every hook a plugin can implement. Built-in plugins use exactly these.
+
+Implementations may be ``async def``: the gateway awaits whatever a hook returns.
+An implementation may take fewer arguments than the spec lists (pluggy passes only the
+names it asks for), so arguments are only ever added, never changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import argparse
+
+    from aiohttp import web
+    from pydantic_settings import BaseSettings
+
+    from core.agent import Agent, Tool
+    from core.delivery import DeliveryResult
+    from core.events import Message, Reply, SessionCleared
+    from core.gateway import Gateway
+    from core.health import Check
+    from core.knowledge import Passage
+    from core.store import ConversationStore
+
+hookspec = pluggy.HookspecMarker("eneca_bot")
+
+
+# --------------------------------------------------------------------------------------
+# Set-up: settings, routes, resources. Called once per gateway, before it serves.
+# --------------------------------------------------------------------------------------
+
+
+@hookspec
+def settings_model() -> type[BaseSettings] | None:
+    """Declare this plugin's settings class.
+
+    Called while the configuration is loaded, before anything starts. Return a subclass of
+    :class:`core.settings.PluginSettings` (it names its ``section`` in the TOML file and its
+    env prefix). The gateway validates every enabled plugin's settings at start-up, so a bad
+    value stops ``serve`` and ``check`` with one line naming the key. Read the loaded
+    instance later with ``gateway.settings_for(YourSettings)``.
+
+    :return: the settings class, or ``None`` when the plugin has no settings.
+    """
+
+
+@hookspec
+def register_routes(gateway: Gateway) -> Sequence[web.AbstractRouteDef] | None:
+    """Contribute HTTP routes to the one aiohttp application.
+
+    Called once while the app is built. Return route definitions (``web.post(...)`` etc.);
+    annotate handlers with :func:`core.openapi.endpoint` to describe them in
+    ``/openapi.json``. A disabled plugin contributes nothing, so its routes answer 404.
+
+    :return: a list of route definitions.
+    """
+
+
+@hookspec
+def register_middlewares(gateway: Gateway) -> Sequence[Any] | None:
+    """Contribute aiohttp middlewares (``@web.middleware`` functions).
+
+    Called once while the app is built. They run inside the gateway's own error and
+    request-log middlewares, so an exception they raise still becomes a JSON error.
+
+    :return: a list of middlewares, applied in plugin registration order.
+    """
+
+
+@hookspec
+def lifespan(gateway: Gateway) -> AsyncIterator[None] | None:
+    """Open resources at start-up and close them at shut-down.
+
+    Return an async generator that yields exactly once (an aiohttp ``cleanup_ctx``): code
+    before the ``yield`` runs at start-up, code after it at shut-down, in reverse order of
+    start-up. If a later plugin fails to start, earlier ones are still closed. Raising
+    before the ``yield`` stops start-up with the plugin's name in the message.
+
+    :return: an async generator, or ``None`` when there is nothing to open.
+    """
+
+
+@hookspec
+def register_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add sub-commands to the ``eneca-bot`` command line.
+
+    Called when the CLI starts, for every enabled plugin. Add a parser with
+    ``subparsers.add_parser(name)`` and set ``func`` with ``set_defaults(func=...)``; the
+    function receives the parsed ``argparse.Namespace`` and a loaded, not started,
+    :class:`~core.gateway.Gateway`, and returns an exit code (it may be ``async``).
+    """
+
+
+# --------------------------------------------------------------------------------------
+# Providers: the first non-None result wins. Built-ins are ``trylast`` so yours win.
+# --------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def conversation_store(gateway: Gateway) -> ConversationStore | None:
+    """Provide the conversation store (memory). Stops at the first non-None result.
+
+    Called once at start-up after every ``lifespan`` generator has reached its ``yield``,
+    so a store opened there can be returned. With no provider the gateway keeps memory in
+    process and logs a warning.
+
+    :return: a :class:`core.store.ConversationStore`, or ``None`` to let another plugin.
+    """
+
+
+@hookspec(firstresult=True)
+def agent(gateway: Gateway) -> Agent | None:
+    """Provide the agent that answers messages. Stops at the first non-None result.
+
+    Called once at start-up after every ``lifespan`` has started. With no provider every
+    message gets the configured fallback text with error code ``no_agent``.
+
+    :return: a :class:`core.agent.Agent`, or ``None`` to let another plugin.
+    """
+
+
+@hookspec(firstresult=True)
+def knowledge_search(gateway: Gateway, query: str, limit: int) -> Sequence[Passage] | None:
+    """Search the knowledge base. Stops at the first non-None result.
+
+    Called by the agent (as a tool the model uses, or to build context) and by
+    ``eneca-bot kb search``. May be ``async``.
+
+    :return: up to ``limit`` :class:`core.knowledge.Passage` values, best first, or
+        ``None`` when this plugin has no knowledge base.
+    """
+
+
+@hookspec
+def agent_tools(gateway: Gateway, message: Message) -> Sequence[Tool] | None:
+    """Offer tools to the model for this message.
+
+    Called for every message before the agent runs; results from all plugins are joined.
+    A channel can offer a tool only for its own messages (TalkMe offers
+    ``transfer_to_operator``). A tool's handler may return an ``action`` that ends up in
+    ``Reply.actions`` for the channel to carry out.
+
+    :return: a list of :class:`core.agent.Tool`.
+    """
+
+
+@hookspec
+def health_check(gateway: Gateway) -> Check | Sequence[Check] | None:
+    """Report this plugin's health for ``GET /health``. May be ``async``.
+
+    Called on every health request. Any check with ``ok=False`` makes the gateway
+    ``degraded`` (HTTP 503). Keep it cheap: it must not call paid APIs.
+
+    :return: a :class:`core.health.Check` or a list of them.
+    """
+
+
+# --------------------------------------------------------------------------------------
+# Events: every implementation is called; one that raises is logged and skipped.
+# --------------------------------------------------------------------------------------
+
+
+@hookspec
+def message_received(gateway: Gateway, message: Message) -> None:
+    """A message is about to be answered.
+
+    Fires in the conversation's lane, after the user turn is stored and before the agent
+    runs; the agent waits until every implementation has returned. For observers: stats,
+    logging, moderation flags. An implementation that raises is logged with its plugin's
+    name; the message is still answered.
+    """
+
+
+@hookspec
+def reply_ready(gateway: Gateway, reply: Reply) -> None:
+    """The agent's final reply (or a fallback, with ``reply.error`` set) exists.
+
+    Fires once per message, in the conversation's lane, after the assistant turn is
+    stored. Request/response channels already hold the reply through the handle they
+    got from ``gateway.publish``; durable channels deliver through ``deliver_reply``.
+    Observers use it for stats and logs.
+    """
+
+
+@hookspec
+def session_cleared(gateway: Gateway, event: SessionCleared) -> None:
+    """A conversation, or all conversations of a channel, was forgotten.
+
+    Fires after the store has removed the turns (``gateway.clear_session``). Channels drop
+    their own per-conversation state (debounce buffers, typing timers).
+    """
+
+
+@hookspec(firstresult=True)
+def deliver_reply(gateway: Gateway, reply: Reply, attempt: int) -> DeliveryResult | None:
+    """Send one reply of a durable channel to its provider. Stops at the first non-None.
+
+    Called by the gateway's outbox for replies to messages published with
+    ``durable=True``, one at a time per conversation, in order; ``attempt`` counts from 1.
+    Return ``None`` when ``reply.channel`` is not yours. The outbox retries a
+    ``DeliveryResult.retry(...)`` with backoff (honouring its ``retry_after``), gives up on
+    ``DeliveryResult.failed(...)``, and never sends a ``DeliveryResult.delivered()`` reply
+    again, also across restarts. May be ``async``.
+
+    :return: a :class:`core.delivery.DeliveryResult`, or ``None``.
+    """

@@ -1,0 +1,168 @@
+"""HTTP helpers every channel uses: JSON errors, request ids and logs, body parsing.
+
+Every error any route produces is ``{"success": false, "error": {"code", "message"}}``
+with the right status; an unexpected exception is a 500 carrying the request id that is
+also in the log line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+from loguru import logger
+from pydantic import BaseModel, ValidationError
+
+from core.errors import ApiError
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+REQUEST_ID = "request_id"
+_REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+try:  # optional accelerator
+    import orjson
+
+    def dumps(value: Any) -> str:
+        return orjson.dumps(value).decode()
+
+except ImportError:  # pragma: no cover - depends on the environment
+
+    def dumps(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        text=dumps(data), status=status, headers=headers, content_type="application/json"
+    )
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"success": False, "error": {"code": code, "message": message, **extra}}
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def _from_http_exception(exc: web.HTTPException) -> web.Response:
+    code = _STATUS_CODES.get(exc.status, "http_error")
+    message = exc.reason
+    if exc.status == 404:
+        message = "no such route"
+    elif exc.status == 413:
+        message = "the request body is too large"
+    headers = {
+        k: v
+        for k, v in exc.headers.items()
+        if k.lower() in ("allow", "retry-after", "www-authenticate")
+    }
+    return json_response(error_body(code, message), exc.status, headers)
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give each request an id (``X-Request-ID`` in and out), turn every error into JSON,
+    and log one line per request: method, path, status, duration."""
+    incoming = request.headers.get("X-Request-ID", "")
+    request_id = incoming if _REQUEST_ID_OK.match(incoming) else uuid.uuid4().hex[:16]
+    request[REQUEST_ID] = request_id
+    started = time.perf_counter()
+    with logger.contextualize(request_id=request_id):
+        try:
+            response = await handler(request)
+        except ApiError as exc:
+            response = json_response(error_body(exc.code, exc.message), exc.status, exc.headers)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = _from_http_exception(exc)
+        except Exception as exc:
+            logger.opt(exception=exc).error(
+                "unhandled error on {} {}: {}", request.method, request.path, type(exc).__name__
+            )
+            response = json_response(
+                error_body(
+                    "internal_error",
+                    f"unexpected error; request id {request_id}",
+                    request_id=request_id,
+                ),
+                500,
+            )
+        if not response.prepared:
+            response.headers["X-Request-ID"] = request_id
+        logger.info(
+            "{} {} {} {:.1f}ms",
+            request.method,
+            request.path,
+            response.status,
+            (time.perf_counter() - started) * 1000,
+        )
+        return response
+
+
+async def read_json(request: web.Request, *, require_json_type: bool = True) -> Any:
+    """The parsed JSON body, or a 415/400/413 :class:`ApiError`."""
+    if require_json_type and request.content_type not in ("application/json", ""):
+        if not request.content_type.endswith("+json"):
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            )
+    raw = await request.read()
+    if not raw.strip():
+        raise ApiError(400, "invalid_json", "the request body is empty; send a JSON object")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_json", "the request body is not valid UTF-8") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        message = getattr(exc, "msg", "too deeply nested")
+        raise ApiError(
+            400, "invalid_json", f"the request body is not valid JSON: {message}"
+        ) from None
+
+
+def describe_errors(exc: ValidationError) -> tuple[str, list[dict[str, str]]]:
+    fields = []
+    for error in exc.errors(include_url=False, include_input=False):
+        location = ".".join(str(part) for part in error["loc"]) or "body"
+        fields.append({"field": location, "problem": error["msg"]})
+    summary = "; ".join(f"{f['field']}: {f['problem']}" for f in fields[:5])
+    return summary, fields
+
+
+def validate(model: type[M], data: Any) -> M:
+    """Validate parsed JSON against ``model``; a 422 naming the fields on failure."""
+    if not isinstance(data, dict):
+        raise ApiError(422, "validation_error", "the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        summary, _ = describe_errors(exc)
+        raise ApiError(422, "validation_error", summary) from None
+
+
+async def read_model(request: web.Request, model: type[M]) -> M:
+    return validate(model, await read_json(request))

@@ -1,0 +1,137 @@
+"""The delivery loop: sends queued replies of durable channels through ``deliver_reply``.
+
+One reply at a time per conversation (so a visitor gets replies in order), conversations
+in parallel; transient failures are retried with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+
+from loguru import logger
+
+from core.delivery import DeliveryResult
+from core.durable import DurableQueue, PendingDelivery
+from core.events import Reply
+
+Deliver = Callable[[Reply, int], Awaitable[DeliveryResult | None]]
+
+
+class Outbox:
+    """Runs while the gateway serves; wakes when a reply is queued or a retry is due."""
+
+    def __init__(
+        self,
+        queue: DurableQueue,
+        deliver: Deliver,
+        max_attempts: int,
+        base_delay_s: float,
+        max_delay_s: float,
+    ) -> None:
+        self._queue = queue
+        self._deliver = deliver
+        self._max_attempts = max_attempts
+        self._base_delay_s = base_delay_s
+        self._max_delay_s = max_delay_s
+        self._wake = asyncio.Event()
+        self._busy: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self.sent = 0
+        self.retries = 0
+        self.failures = 0
+
+    def start(self) -> None:
+        self._runner = asyncio.create_task(self._run(), name="outbox")
+
+    def notify(self) -> None:
+        """A reply was queued: look for work now."""
+        self._wake.set()
+
+    @property
+    def in_progress(self) -> int:
+        return len(self._busy)
+
+    async def stop(self, grace_s: float) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=grace_s)
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def backoff(self, attempts: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self._max_delay_s)
+        delay = min(self._max_delay_s, self._base_delay_s * 2 ** (attempts - 1))
+        return delay * random.uniform(0.5, 1.0)
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                for item in await self._queue.due(time.time(), self._busy):
+                    self._busy.add(item.reply.conversation_id)
+                    task = asyncio.create_task(self._attempt(item))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                next_at = await self._queue.next_due_at()
+            except Exception as exc:  # the database went away: try again shortly
+                logger.opt(exception=exc).error("outbox: cannot read pending replies: {}", exc)
+                next_at = time.time() + 1.0
+            timeout = None if next_at is None else max(0.0, next_at - time.time())
+            if timeout == 0.0 and self._busy:
+                timeout = None  # what is due is being sent; its end wakes us
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    async def _attempt(self, item: PendingDelivery) -> None:
+        reply = item.reply
+        attempts = item.attempts + 1
+        try:
+            try:
+                result = await self._deliver(reply, attempts)
+            except Exception as exc:
+                logger.opt(exception=exc).error(
+                    "deliver_reply raised for {} conversation {}",
+                    reply.channel,
+                    reply.conversation_id,
+                )
+                result = DeliveryResult.retry(f"{type(exc).__name__}: {exc}")
+            if result is None:
+                result = DeliveryResult.retry(f"no plugin delivers channel {reply.channel!r}")
+            if result.outcome == "delivered":
+                await self._queue.mark_delivered(item.seq, attempts)
+                self.sent += 1
+            elif result.outcome == "failed" or attempts >= self._max_attempts:
+                await self._queue.mark_failed(item.seq, attempts, result.detail)
+                self.failures += 1
+                logger.error(
+                    "gave up delivering a {} reply to conversation {} after {} attempt(s): {}",
+                    reply.channel,
+                    reply.conversation_id,
+                    attempts,
+                    result.detail,
+                )
+            else:
+                delay = self.backoff(attempts, result.retry_after)
+                await self._queue.mark_retry(item.seq, attempts, time.time() + delay, result.detail)
+                self.retries += 1
+                logger.warning(
+                    "{} delivery to conversation {} failed (attempt {}): {}; retry in {:.1f}s",
+                    reply.channel,
+                    reply.conversation_id,
+                    attempts,
+                    result.detail,
+                    delay,
+                )
+        finally:
+            self._busy.discard(reply.conversation_id)
+            self._wake.set()

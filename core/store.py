@@ -1,0 +1,79 @@
+"""The conversation store: what a memory plugin provides through ``conversation_store``.
+
+The gateway appends the user turn before the agent runs and the assistant turn after a
+successful reply, and hands the agent the recent window. A store only stores.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Role = Literal["user", "assistant", "system", "tool"]
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One stored message of a conversation."""
+
+    role: Role
+    text: str
+    channel: str = ""
+    user_id: str | None = None
+    message_id: str | None = None
+    created_at: float = field(default_factory=time.time)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationInfo:
+    """A conversation as listed by :meth:`ConversationStore.list_conversations`."""
+
+    conversation_id: str
+    channel: str
+    turns: int
+    last_activity: float
+
+
+@runtime_checkable
+class ConversationStore(Protocol):
+    """Memory per conversation. Implementations must be safe under concurrent calls."""
+
+    async def append(self, conversation_id: str, turn: Turn) -> None:
+        """Store one turn at the end of the conversation, in O(1) of its length.
+
+        Appending a turn whose ``message_id`` and ``role`` already exist in the
+        conversation stores nothing (a replayed message is not remembered twice).
+        """
+
+    async def history(
+        self, conversation_id: str, limit: int | None = None, max_chars: int | None = None
+    ) -> list[Turn]:
+        """The most recent turns, oldest first: at most ``limit`` turns and, when given,
+        at most ``max_chars`` characters of text (always at least the newest turn)."""
+
+    async def clear(self, conversation_id: str) -> int:
+        """Forget one conversation; returns how many turns were removed."""
+
+    async def clear_channel(self, channel: str) -> int:
+        """Forget every conversation of a channel; returns how many were removed."""
+
+    async def list_conversations(
+        self, channel: str | None = None, limit: int = 100, offset: int = 0
+    ) -> Sequence[ConversationInfo]:
+        """Conversations, most recently active first."""
+
+    async def count_conversations(self, channel: str | None = None) -> int:
+        """How many conversations are stored."""
+
+    async def stats(self) -> dict[str, Any]:
+        """Figures for health and stats endpoints (turns, conversations, size...)."""
+
+    async def ping(self) -> bool:
+        """True when the store can be read and written right now."""

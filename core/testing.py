@@ -1,0 +1,180 @@
+"""The plugin author's test kit (a pytest plugin).
+
+Load it with ``pytest -p core.testing`` or ``pytest_plugins = ["core.testing"]`` in your
+``conftest.py``. It gives:
+
+- ``eneca_app``: an async factory that starts the real gateway in-process with the
+  plugins you choose plus yours, on a fresh data dir, and returns an aiohttp test client;
+- :class:`ScriptedAgent`: an agent whose replies the test gives (streamed in chunks);
+- :class:`InMemoryConversationStore` (re-exported) and :func:`provide` to register any
+  agent or store through the real hooks;
+- :func:`ask`: publish a message on the bus and await its reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from core.agent import AgentRequest, ChunkSink
+from core.app import create_app
+from core.events import Message, Reply, ReplyError
+from core.gateway import GATEWAY, Gateway
+from core.memory import InMemoryConversationStore
+from core.plugins import hookimpl
+
+__all__ = [
+    "InMemoryConversationStore",
+    "ScriptedAgent",
+    "ask",
+    "gateway_of",
+    "provide",
+]
+
+ReplySource = str | Callable[[AgentRequest], str | Awaitable[str]] | Exception
+
+
+class ScriptedAgent:
+    """An :class:`~core.agent.Agent` that answers from a script.
+
+    ``replies`` is used in order (the last one repeats); each is a string, a function of
+    the request (sync or async), or an exception to raise. With no script it echoes.
+    Streamed replies are emitted ``chunk_size`` characters at a time, ``chunk_delay``
+    seconds apart. ``requests`` records every request it got.
+    """
+
+    def __init__(
+        self,
+        replies: Sequence[ReplySource] | ReplySource | None = None,
+        *,
+        chunk_size: int = 4,
+        chunk_delay: float = 0.0,
+        delay: float = 0.0,
+        actions: Sequence[str] = (),
+    ) -> None:
+        if replies is None:
+            replies = [lambda request: f"echo: {request.message.text}"]
+        elif isinstance(replies, str | Exception) or callable(replies):
+            replies = [replies]
+        self.replies = list(replies)
+        self.chunk_size = chunk_size
+        self.chunk_delay = chunk_delay
+        self.delay = delay
+        self.actions = tuple(actions)
+        self.requests: list[AgentRequest] = []
+        self.cancelled = 0
+
+    async def respond(self, request: AgentRequest, on_chunk: ChunkSink) -> Reply:
+        self.requests.append(request)
+        source = self.replies[min(len(self.requests), len(self.replies)) - 1]
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            if isinstance(source, Exception):
+                raise source
+            text = source(request) if callable(source) else source
+            if asyncio.iscoroutine(text):
+                text = await text
+            if request.message.stream:
+                for start in range(0, len(text), self.chunk_size):
+                    if self.chunk_delay:
+                        await asyncio.sleep(self.chunk_delay)
+                    await on_chunk(text[start : start + self.chunk_size])
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        message = request.message
+        return Reply(message.conversation_id, message.channel, text, message, actions=self.actions)
+
+    def status(self) -> Mapping[str, Any]:
+        return {"configured": True, "scripted": True}
+
+
+def failed_reply(message: Message, text: str, code: str) -> Reply:
+    """A fallback reply, as an agent returns when its model failed."""
+    return Reply(
+        message.conversation_id, message.channel, text, message, error=ReplyError(code, text)
+    )
+
+
+class _Provider:
+    """Registers an agent and/or a store through the real provider hooks (tryfirst)."""
+
+    def __init__(self, agent: Any = None, store: Any = None) -> None:
+        self._agent = agent
+        self._store = store
+
+    @hookimpl(tryfirst=True)
+    def agent(self) -> Any:
+        return self._agent
+
+    @hookimpl(tryfirst=True)
+    def conversation_store(self) -> Any:
+        return self._store
+
+
+def provide(agent: Any = None, store: Any = None) -> object:
+    """A plugin object that contributes ``agent`` and/or ``store`` ahead of built-ins."""
+    return _Provider(agent, store)
+
+
+def gateway_of(client: TestClient | web.Application) -> Gateway:
+    app = client if isinstance(client, web.Application) else client.app
+    assert app is not None
+    return app[GATEWAY]
+
+
+async def ask(
+    gateway: Gateway, text: str, conversation_id: str = "c1", channel: str = "test", **fields: Any
+) -> Reply:
+    """Publish a message and wait for its reply."""
+    handle = await gateway.publish(Message(conversation_id, channel, text, **fields))
+    assert handle is not None
+    return await handle.reply()
+
+
+AppFactory = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+async def eneca_app(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[AppFactory]:
+    """Start the real gateway: ``client = await eneca_app(plugins=[...], agent=...)``.
+
+    Arguments: ``plugins`` (names of installed plugins to enable; default none),
+    ``extra`` (``{name: plugin object}`` registered as well, e.g. the plugin under test),
+    ``agent`` / ``store`` (provided through the hooks ahead of built-ins), ``settings``
+    (``{section: {key: value}}``, the highest config layer; ``core`` for the gateway's
+    own), ``data_dir``. Data and logs go to a fresh temporary folder.
+    """
+
+    async def make(
+        plugins: Sequence[str] = (),
+        *,
+        extra: Mapping[str, Any] | None = None,
+        agent: Any = None,
+        store: Any = None,
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
+        data_dir: Path | None = None,
+    ) -> TestClient:
+        config_file = tmp_path / "settings.toml"
+        config_file.touch()
+        overrides: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (settings or {}).items()}
+        core = overrides.setdefault("core", {})
+        core.setdefault("plugins", list(plugins))
+        core.setdefault("data_dir", str(data_dir or tmp_path / "data"))
+        core.setdefault("log_dir", str(tmp_path / "logs"))
+        objects = dict(extra or {})
+        if agent is not None or store is not None:
+            objects["test_provider"] = provide(agent, store)
+        app = create_app(
+            config_file=config_file, env_file=None, overrides=overrides, plugins=objects
+        )
+        return await aiohttp_client(app)
+
+    yield make
