@@ -48,11 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_file = getattr(known, "config_sub", None) or known.config
     from core.app import load_config
 
+    if known.command == "plugins":  # needs only the core settings, not the plugins
+        return _list_plugins(config_file)
     try:
         config = load_config(config_file, overrides=_overrides(known))
     except EnecaError as exc:
-        if known.command == "plugins":
-            return _list_plugins(None)
         return _fail(str(exc))
     from core.plugins import call_each_sync
 
@@ -67,16 +67,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = ", ".join(name for name, _ in config.pm.list_name_plugin())
         print(f"configuration ok; plugins enabled: {names}")
         return 0
-    if args.command == "plugins":
-        return _list_plugins(config.core.plugins)
     return _run_plugin_command(args, config)
 
 
-def _list_plugins(enabled: list[str] | None) -> int:
-    from core.plugins import describe
-    from core.settings import DEFAULT_PLUGINS
+def _list_plugins(config_file: str | None) -> int:
+    from pathlib import Path
 
-    rows = describe(enabled if enabled is not None else DEFAULT_PLUGINS)
+    from core.plugins import describe
+    from core.settings import CoreSettings, build_settings, config_path, read_toml
+
+    try:
+        path, _ = config_path(config_file)
+        core = build_settings(CoreSettings, read_toml(path), Path(".env"))
+    except EnecaError as exc:
+        return _fail(str(exc))
+    rows = describe(core.plugins)
     width = max((len(r.name) for r in rows), default=4)
     for row in rows:
         mark = "enabled " if row.enabled else "disabled"

@@ -97,9 +97,7 @@ async def test_a_full_bus_makes_publish_wait_then_time_out():
     await bus.publish(Message("a", "t", "1"))
     with pytest.raises(BusFullError):
         await bus.publish(Message("b", "t", "2"))
-    waiting = asyncio.create_task(
-        InProcessBus.publish(bus, Message("b", "t", "2"))
-    )
+    waiting = asyncio.create_task(InProcessBus.publish(bus, Message("b", "t", "2")))
     await asyncio.sleep(0.01)
     assert not waiting.done()
     gate.set()
