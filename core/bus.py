@@ -10,12 +10,13 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Protocol
 
 from loguru import logger
 
 from core.errors import BusClosedError, BusFullError
-from core.events import Message, Reply
+from core.events import MERGED_IDS, Message, Reply
 
 _END = object()
 
@@ -23,10 +24,12 @@ _END = object()
 class ReplyHandle:
     """What ``publish`` returns: await the reply, iterate its chunks, or cancel it."""
 
-    __slots__ = ("_chunks", "_future", "_task", "cancelled", "message")
+    __slots__ = ("_chunks", "_future", "_task", "arrived", "cancelled", "debounce_s", "message")
 
-    def __init__(self, message: Message) -> None:
+    def __init__(self, message: Message, debounce_s: float = 0.0) -> None:
         self.message = message
+        self.debounce_s = debounce_s
+        self.arrived = asyncio.get_running_loop().time()
         self._future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._chunks: asyncio.Queue[Any] | None = asyncio.Queue() if message.stream else None
         self._task: asyncio.Task[None] | None = None
@@ -75,12 +78,28 @@ class ReplyHandle:
 Handler = Callable[[Message, ReplyHandle], Awaitable[Reply]]
 
 
+def merge(handles: list[ReplyHandle]) -> Message:
+    """One message standing for several debounced ones: the texts joined by newlines,
+    the newest message's ids and metadata, the older ids under ``MERGED_IDS``."""
+    if len(handles) == 1:
+        return handles[0].message
+    messages = [handle.message for handle in handles]
+    newest = messages[-1]
+    return replace(
+        newest,
+        text="\n".join(message.text for message in messages),
+        metadata={**newest.metadata, MERGED_IDS: [message.id for message in messages[:-1]]},
+    )
+
+
 class MessageBus(Protocol):
     """Ordered, bounded delivery of messages to the gateway's handler."""
 
-    async def publish(self, message: Message) -> ReplyHandle:
+    async def publish(self, message: Message, debounce_s: float = 0.0) -> ReplyHandle:
         """Queue ``message`` in its conversation's lane; raises ``BusFullError`` or
-        ``BusClosedError`` when it cannot be taken."""
+        ``BusClosedError`` when it cannot be taken. With ``debounce_s`` the lane waits
+        until the conversation has been quiet that long and answers the messages that
+        arrived meanwhile together, as one message."""
 
     async def drain(self, grace_s: float) -> dict[str, int]:
         """Stop taking messages and let queued ones finish within ``grace_s``."""
@@ -111,7 +130,7 @@ class InProcessBus:
         self.processed = 0
         self.failed = 0
 
-    async def publish(self, message: Message) -> ReplyHandle:
+    async def publish(self, message: Message, debounce_s: float = 0.0) -> ReplyHandle:
         if self._closed:
             raise BusClosedError("the gateway is shutting down")
         if self._slots.locked():
@@ -128,7 +147,7 @@ class InProcessBus:
         if self._closed:
             self._slots.release()
             raise BusClosedError("the gateway is shutting down")
-        handle = ReplyHandle(message)
+        handle = ReplyHandle(message, debounce_s)
         self._in_flight += 1
         lane = self._lanes.get(message.conversation_id)
         if lane is None:
@@ -145,15 +164,20 @@ class InProcessBus:
         try:
             while lane:
                 handle = lane[0]
+                batch = [handle]
                 if handle.cancelled:
                     handle._finish(None, asyncio.CancelledError())
                 else:
-                    task = asyncio.create_task(self._process(handle))
-                    handle._task = task
+                    if handle.debounce_s > 0:
+                        batch = await self._settle(lane)
+                    task = asyncio.create_task(self._process(merge(batch), batch))
+                    for member in batch:
+                        member._task = task
                     await asyncio.wait((task,))
-                lane.popleft()
-                self._in_flight -= 1
-                self._slots.release()
+                for _ in batch:
+                    lane.popleft()
+                    self._in_flight -= 1
+                    self._slots.release()
         finally:
             for handle in lane:  # only when the lane itself was cancelled at shut-down
                 if handle._task is not None:
@@ -165,21 +189,45 @@ class InProcessBus:
             self._lanes.pop(conversation_id, None)
             self._workers.pop(conversation_id, None)
 
-    async def _process(self, handle: ReplyHandle) -> None:
+    async def _settle(self, lane: deque[ReplyHandle]) -> list[ReplyHandle]:
+        """Wait for a quiet period, then take the debounced messages at the lane's head.
+
+        A visitor who never pauses is answered after ten debounce periods at the latest.
+        """
+        loop = asyncio.get_running_loop()
+        head = lane[0]
+        deadline = head.arrived + 10 * head.debounce_s
+        while True:
+            quiet_at = min(lane[-1].arrived + head.debounce_s, deadline)
+            if quiet_at <= loop.time():
+                break
+            await asyncio.sleep(quiet_at - loop.time())
+        batch = []
+        for handle in lane:
+            if handle.debounce_s <= 0 or handle.cancelled:
+                break
+            batch.append(handle)
+        return batch
+
+    async def _process(self, message: Message, handles: list[ReplyHandle]) -> None:
+        target = handles[-1]  # chunks go to the newest asker
         try:
-            reply = await self._handler(handle.message, handle)
+            reply = await self._handler(message, target)
         except asyncio.CancelledError as exc:
-            handle._finish(None, exc)
+            for handle in handles:
+                handle._finish(None, exc)
             raise
         except Exception as exc:
             self.failed += 1
             logger.opt(exception=exc).error(
-                "handler failed for conversation {}: {}", handle.message.conversation_id, exc
+                "handler failed for conversation {}: {}", message.conversation_id, exc
             )
-            handle._finish(None, exc)
+            for handle in handles:
+                handle._finish(None, exc)
         else:
             self.processed += 1
-            handle._finish(reply, None)
+            for handle in handles:
+                handle._finish(reply, None)
 
     async def drain(self, grace_s: float) -> dict[str, int]:
         self._closed = True

@@ -20,7 +20,7 @@ from typing import Any
 import aiosqlite
 
 from core.errors import PluginError
-from core.events import Message, Reply, ReplyError
+from core.events import MERGED_IDS, Message, Reply, ReplyError
 
 SCHEMA_VERSION = 1
 
@@ -187,14 +187,16 @@ class DurableQueue:
             return [message_from_json(row[0]) async for row in cursor]
 
     async def answer(self, reply: Reply, now: float | None = None) -> None:
-        """Mark the message answered and queue its reply, atomically."""
+        """Mark the message (and any merged into it) answered and queue its reply,
+        atomically."""
         now = time.time() if now is None else now
         message = reply.in_reply_to
+        ids = [message.id, *message.metadata.get(MERGED_IDS, ())]
         await self.db.execute("BEGIN IMMEDIATE")
         try:
-            await self.db.execute(
+            await self.db.executemany(
                 "UPDATE inbox SET status = 'answered', answered_at = ? WHERE id = ?",
-                (now, message.id),
+                [(now, message_id) for message_id in ids],
             )
             await self.db.execute(
                 "INSERT OR IGNORE INTO outbox(message_id, channel, conversation_id, reply,"

@@ -18,7 +18,7 @@ from core.agent import Agent, AgentRequest, Tool
 from core.bus import InProcessBus, MessageBus, ReplyHandle
 from core.delivery import DeliveryResult
 from core.durable import DurableQueue
-from core.events import Message, Reply, ReplyError, SessionCleared
+from core.events import MERGED_IDS, Message, Reply, ReplyError, SessionCleared
 from core.health import Check
 from core.logs import Redactor
 from core.memory import InMemoryConversationStore
@@ -90,7 +90,9 @@ class Gateway:
     def plugin_names(self) -> list[str]:
         return [name for name, _ in self.pm.list_name_plugin()]
 
-    async def publish(self, message: Message, *, durable: bool = False) -> ReplyHandle | None:
+    async def publish(
+        self, message: Message, *, durable: bool = False, debounce_s: float = 0.0
+    ) -> ReplyHandle | None:
         """Queue a message for the agent.
 
         Returns a handle to await the reply (``await handle.reply()``) or iterate its
@@ -98,14 +100,14 @@ class Gateway:
         reply is delivered through ``deliver_reply``, also after a restart; the return
         value is ``None`` when the provider already sent this ``message_id`` (a duplicate).
         Raises :class:`~core.errors.BusFullError` / ``BusClosedError`` when it cannot be
-        taken.
+        taken. ``debounce_s`` answers a conversation's quick successive messages together.
         """
         if durable:
             if not await self.durable.accept(message):
                 logger.info("duplicate {} message {} ignored", message.channel, message.message_id)
                 return None
             self._durable_ids.add(message.id)
-        return await self.bus.publish(message)
+        return await self.bus.publish(message, debounce_s)
 
     async def clear_session(
         self, conversation_id: str | None = None, channel: str | None = None
@@ -214,6 +216,7 @@ class Gateway:
         if message.id in self._durable_ids:
             await self.durable.answer(reply)
             self._durable_ids.discard(message.id)
+            self._durable_ids.difference_update(message.metadata.get(MERGED_IDS, ()))
             self.outbox.notify()
         await call_each(self.pm, "reply_ready", gateway=self, reply=reply)
         return reply
