@@ -1,0 +1,355 @@
+"""The SQLite :class:`~core.store.ConversationStore` (aiosqlite, WAL).
+
+One writer connection takes every write, one after another (an ``asyncio.Lock`` keeps a
+multi-statement transaction from interleaving with an append on the same connection). A
+second, query-only connection serves reads, so reading history never waits behind a
+write. An append is one ``INSERT`` that commits on its own (a trigger counts the turn in
+``conversations`` within the same statement): once ``append`` returns, the turn survives
+``kill -9``. History is the newest ``N`` turns by ``seq`` through an index, so its cost does
+not grow with the conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, cast
+
+import aiosqlite
+from loguru import logger
+
+from core.errors import PluginError
+from core.store import ConversationInfo, Role, Turn
+from plugins.memory_sqlite.schema import migrate
+
+#: Conversations removed per transaction by :meth:`SqliteConversationStore.purge_idle`.
+PURGE_BATCH = 500
+
+SqlText = str | bytes
+
+
+def to_sql(value: str) -> SqlText:
+    """``value`` as SQLite can bind it.
+
+    Python strings may hold lone surrogates (``"\\ud83d"`` from a broken JSON client) that
+    UTF-8 cannot encode; those are kept exactly as a BLOB of their surrogate-pass bytes.
+    The same string always maps to the same value, so lookups by id still match.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogatepass")
+    return value
+
+
+def from_sql(value: SqlText) -> str:
+    """The inverse of :func:`to_sql`."""
+    return value.decode("utf-8", "surrogatepass") if isinstance(value, bytes) else value
+
+
+def _optional_to_sql(value: str | None) -> SqlText | None:
+    return None if value is None else to_sql(value)
+
+
+def _optional_from_sql(value: SqlText | None) -> str | None:
+    return None if value is None else from_sql(value)
+
+
+class SqliteConversationStore:
+    """Conversations in one SQLite file. ``open()`` before use, ``close()`` after.
+
+    ``max_messages`` / ``max_chars`` are the window :meth:`history` returns when the caller
+    gives no ``limit`` / ``max_chars`` (``None``: no bound).
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        max_messages: int | None = 40,
+        max_chars: int | None = None,
+        busy_timeout_ms: int = 5000,
+    ) -> None:
+        self.path = Path(path)
+        self.max_messages = max_messages
+        self.max_chars = max_chars
+        self.busy_timeout_ms = busy_timeout_ms
+        self.schema_version = 0
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open (creating or migrating) the file; :class:`PluginError` names it on failure.
+
+        A file that is not a database, is corrupt, unreadable, belongs to another program
+        or has a newer schema is left exactly as it is.
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = await self._connect()
+            mode = await self._scalar(self._writer, "PRAGMA journal_mode=WAL")
+            if str(mode).lower() != "wal":
+                logger.warning("{}: WAL is not available here (journal mode {})", self.path, mode)
+            await self._writer.execute("PRAGMA synchronous=NORMAL")
+            await self._writer.execute("PRAGMA journal_size_limit=67108864")
+            self.schema_version = await migrate(self._writer, self.path)
+            self._reader = await self._connect()
+            await self._reader.execute("PRAGMA query_only=ON")
+            await self._scalar(self._reader, "SELECT COUNT(*) FROM schema_version")
+        except PluginError:
+            await self.close()
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            await self.close()
+            raise PluginError(
+                f"cannot open the conversation database {self.path}: {exc} "
+                "(the file was left untouched; repair or move it, or set MEMORY_SQLITE_PATH)"
+            ) from exc
+
+    async def _connect(self) -> aiosqlite.Connection:
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        except BaseException:
+            await db.close()
+            raise
+        return db
+
+    async def close(self) -> None:
+        """Close both connections (the writer last, so it checkpoints the WAL)."""
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await reader.close()
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            try:
+                async with self._write_lock:
+                    await writer.execute("PRAGMA optimize")
+            except sqlite3.Error as exc:
+                logger.warning("{}: PRAGMA optimize failed on close: {}", self.path, exc)
+            finally:
+                await writer.close()
+
+    async def __aenter__(self) -> SqliteConversationStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def writer(self) -> aiosqlite.Connection:
+        assert self._writer is not None, "SqliteConversationStore is not open"
+        return self._writer
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        assert self._reader is not None, "SqliteConversationStore is not open"
+        return self._reader
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction on the writer connection, alone on it until it ends."""
+        async with self._write_lock:
+            db = self.writer
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            await db.execute("COMMIT")
+
+    # -- ConversationStore ------------------------------------------------------------------
+
+    async def append(self, conversation_id: str, turn: Turn) -> None:
+        """Store ``turn``; committed when this returns. A replay (same conversation, role
+        and ``message_id``) stores nothing."""
+        params = (
+            to_sql(conversation_id),
+            turn.role,
+            to_sql(turn.text),
+            to_sql(turn.channel),
+            _optional_to_sql(turn.user_id),
+            _optional_to_sql(turn.message_id),
+            turn.created_at,
+            time.time(),
+            to_sql(_metadata_json(turn.metadata)),
+        )
+        async with self._write_lock:
+            await self.writer.execute(
+                "INSERT OR IGNORE INTO turns(conversation_id, role, text, channel, user_id,"
+                " message_id, created_at, stored_at, metadata)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                params,
+            )
+
+    async def history(
+        self, conversation_id: str, limit: int | None = None, max_chars: int | None = None
+    ) -> list[Turn]:
+        """The newest turns, oldest first. ``limit`` / ``max_chars`` default to the
+        store's window (``MEMORY_MAX_MESSAGES`` / ``MEMORY_MAX_CHARS``)."""
+        limit = self.max_messages if limit is None else limit
+        max_chars = self.max_chars if max_chars is None else max_chars
+        if limit is not None and limit <= 0:
+            return []
+        async with self.reader.execute(
+            "SELECT role, text, channel, user_id, message_id, created_at, metadata FROM turns"
+            " WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?",
+            (to_sql(conversation_id), -1 if limit is None else limit),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        newest_first: list[Turn] = []
+        used = 0
+        for role, text, channel, user_id, message_id, created_at, metadata in rows:
+            text = from_sql(text)
+            if max_chars is not None and newest_first and used + len(text) > max_chars:
+                break
+            used += len(text)
+            newest_first.append(
+                Turn(
+                    cast(Role, role),
+                    text,
+                    from_sql(channel),
+                    _optional_from_sql(user_id),
+                    _optional_from_sql(message_id),
+                    created_at,
+                    json.loads(from_sql(metadata)),
+                )
+            )
+        return newest_first[::-1]
+
+    async def clear(self, conversation_id: str) -> int:
+        """Forget one conversation; returns how many turns were removed."""
+        key = to_sql(conversation_id)
+        async with self._transaction() as db:
+            cursor = await db.execute("DELETE FROM turns WHERE conversation_id = ?", (key,))
+            removed = cursor.rowcount
+            await db.execute("DELETE FROM conversations WHERE id = ?", (key,))
+        return max(removed, 0)
+
+    async def clear_channel(self, channel: str) -> int:
+        """Forget every conversation whose first turn came from ``channel``; returns how
+        many conversations were removed."""
+        key = to_sql(channel)
+        async with self._transaction() as db:
+            await db.execute(
+                "DELETE FROM turns WHERE conversation_id IN"
+                " (SELECT id FROM conversations WHERE channel = ?)",
+                (key,),
+            )
+            cursor = await db.execute("DELETE FROM conversations WHERE channel = ?", (key,))
+            removed = cursor.rowcount
+        return max(removed, 0)
+
+    async def list_conversations(
+        self, channel: str | None = None, limit: int = 100, offset: int = 0
+    ) -> Sequence[ConversationInfo]:
+        """Conversations, most recently active first."""
+        where, params = _channel_filter(channel)
+        async with self.reader.execute(
+            f"SELECT id, channel, turns, last_activity FROM conversations{where}"
+            " ORDER BY last_activity DESC, rowid ASC LIMIT ? OFFSET ?",
+            (*params, max(limit, 0), max(offset, 0)),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            ConversationInfo(from_sql(cid), from_sql(ch), turns, last)
+            for cid, ch, turns, last in rows
+        ]
+
+    async def count_conversations(self, channel: str | None = None) -> int:
+        where, params = _channel_filter(channel)
+        async with self.reader.execute(
+            f"SELECT COUNT(*) FROM conversations{where}", params
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def stats(self) -> dict[str, Any]:
+        async with self.reader.execute(
+            "SELECT COUNT(*), COALESCE(SUM(turns), 0) FROM conversations"
+        ) as cursor:
+            row = await cursor.fetchone()
+        conversations, turns = row if row else (0, 0)
+        return {
+            "backend": "sqlite",
+            "path": str(self.path),
+            "schema_version": self.schema_version,
+            "conversations": int(conversations),
+            "turns": int(turns),
+            "size_bytes": self.size_bytes(),
+        }
+
+    async def ping(self) -> bool:
+        """True when the file can be read and a write lock can be taken right now."""
+        try:
+            async with self.reader.execute("SELECT version FROM schema_version") as cursor:
+                await cursor.fetchone()
+            async with self._write_lock:
+                await self.writer.execute("BEGIN IMMEDIATE")
+                await self.writer.execute("ROLLBACK")
+        except (sqlite3.Error, AssertionError, ValueError) as exc:
+            logger.warning("{}: ping failed: {}", self.path, exc)
+            return False
+        return True
+
+    # -- beyond the protocol ------------------------------------------------------------------
+
+    async def purge_idle(self, idle_for_s: float, now: float | None = None) -> int:
+        """Forget conversations with no turn for ``idle_for_s`` seconds; returns how many.
+
+        Works in batches of :data:`PURGE_BATCH` so appends are not held up for long.
+        """
+        cutoff = (time.time() if now is None else now) - idle_for_s
+        removed = 0
+        while True:
+            async with self._transaction() as db:
+                async with db.execute(
+                    "SELECT id FROM conversations WHERE last_activity < ?"
+                    " ORDER BY last_activity LIMIT ?",
+                    (cutoff, PURGE_BATCH),
+                ) as cursor:
+                    ids = [(row[0],) for row in await cursor.fetchall()]
+                await db.executemany("DELETE FROM turns WHERE conversation_id = ?", ids)
+                await db.executemany("DELETE FROM conversations WHERE id = ?", ids)
+            removed += len(ids)
+            if len(ids) < PURGE_BATCH:
+                return removed
+
+    def size_bytes(self) -> int:
+        """The database file plus its write-ahead log, in bytes."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += Path(f"{self.path}{suffix}").stat().st_size
+            except OSError:
+                pass
+        return total
+
+    @staticmethod
+    async def _scalar(db: aiosqlite.Connection, query: str) -> Any:
+        async with db.execute(query) as cursor:
+            row = await cursor.fetchone()
+        return row[0] if row else None
+
+
+def _metadata_json(metadata: Mapping[str, Any]) -> str:
+    return json.dumps(dict(metadata), ensure_ascii=False, default=str)
+
+
+def _channel_filter(channel: str | None) -> tuple[str, tuple[SqlText, ...]]:
+    if channel is None:
+        return "", ()
+    return " WHERE channel = ?", (to_sql(channel),)
+
+
+__all__ = ["SqliteConversationStore", "from_sql", "to_sql"]
