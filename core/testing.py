@@ -35,6 +35,7 @@ __all__ = [
     "ask",
     "gateway_of",
     "provide",
+    "wait_until",
 ]
 
 ReplySource = str | Callable[[AgentRequest], str | Awaitable[str]] | Exception
@@ -137,6 +138,14 @@ async def ask(
     handle = await gateway.publish(Message(conversation_id, channel, text, **fields))
     assert handle is not None
     return await handle.reply()
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until ``predicate()`` is true (checked every 10 ms); ``TimeoutError`` after
+    ``timeout`` seconds. For observing effects of background work in tests."""
+    async with asyncio.timeout(timeout):
+        while not predicate():  # noqa: ASYNC110 - polling an arbitrary condition
+            await asyncio.sleep(0.01)
 
 
 AppFactory = Callable[..., Awaitable[TestClient]]

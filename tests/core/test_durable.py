@@ -1,0 +1,162 @@
+"""The durable inbox/outbox any asynchronous channel reuses through publish(durable=True)
+and the deliver_reply hook."""
+
+import asyncio
+
+from core.delivery import DeliveryResult
+from core.events import Message
+from core.plugins import hookimpl
+from core.testing import ScriptedAgent, gateway_of, wait_until
+
+FAST_RETRIES = {
+    "delivery_base_delay_s": 0.01,
+    "delivery_max_delay_s": 0.05,
+    "delivery_max_attempts": 5,
+    "shutdown_grace_s": 0.2,
+}
+
+
+class FakeChannel:
+    """A durable channel: records deliveries; ``script`` gives outcomes per attempt."""
+
+    def __init__(self, script=None):
+        self.script = list(script or [])
+        self.attempts: list[tuple[str, int]] = []
+        self.delivered: list[str] = []
+        self.arrived = asyncio.Event()
+
+    @hookimpl
+    def deliver_reply(self, reply, attempt):
+        if reply.channel != "fake":
+            return None
+        self.attempts.append((reply.text, attempt))
+        outcome = self.script.pop(0) if self.script else DeliveryResult.delivered()
+        if outcome.outcome == "delivered":
+            self.delivered.append(reply.text)
+            self.arrived.set()
+        return outcome
+
+
+def _msg(text, conversation="v1", provider_id=None):
+    return Message(conversation, "fake", text, message_id=provider_id)
+
+
+async def test_a_redelivered_provider_message_is_answered_once(eneca_app):
+    channel = FakeChannel()
+    agent = ScriptedAgent()
+    gateway = gateway_of(
+        await eneca_app(agent=agent, extra={"fake": channel}, settings={"core": FAST_RETRIES})
+    )
+    assert await gateway.publish(_msg("hi", provider_id="p1"), durable=True) is not None
+    assert await gateway.publish(_msg("hi", provider_id="p1"), durable=True) is None
+    await wait_until(lambda: channel.delivered)
+    await asyncio.sleep(0.05)
+    assert channel.delivered == ["echo: hi"]
+    assert len(agent.requests) == 1
+    stats = await gateway.durable.stats("fake")
+    assert (stats["received"], stats["duplicates"], stats["delivered"]) == (1, 1, 1)
+
+
+async def test_transient_failures_are_retried_and_order_is_kept(eneca_app):
+    channel = FakeChannel([DeliveryResult.retry("503"), DeliveryResult.retry("timeout")])
+    gateway = gateway_of(
+        await eneca_app(
+            agent=ScriptedAgent(), extra={"fake": channel}, settings={"core": FAST_RETRIES}
+        )
+    )
+    for i in range(3):
+        await gateway.publish(_msg(f"m{i}", provider_id=f"p{i}"), durable=True)
+    await wait_until(lambda: len(channel.delivered) == 3)
+    assert channel.delivered == ["echo: m0", "echo: m1", "echo: m2"]
+    assert channel.attempts[:3] == [("echo: m0", 1), ("echo: m0", 2), ("echo: m0", 3)]
+    stats = await gateway.durable.stats("fake")
+    assert stats["retries"] == 2 and stats["pending_deliveries"] == 0
+
+
+async def test_a_permanent_failure_is_given_up_and_the_next_reply_goes_out(eneca_app):
+    channel = FakeChannel([DeliveryResult.failed("400 bad request")])
+    gateway = gateway_of(
+        await eneca_app(
+            agent=ScriptedAgent(), extra={"fake": channel}, settings={"core": FAST_RETRIES}
+        )
+    )
+    await gateway.publish(_msg("first", provider_id="a"), durable=True)
+    await gateway.publish(_msg("second", provider_id="b"), durable=True)
+    await wait_until(lambda: channel.delivered)
+    assert channel.delivered == ["echo: second"]
+    assert [text for text, _ in channel.attempts] == ["echo: first", "echo: second"]
+    assert (await gateway.durable.stats("fake"))["failed"] == 1
+
+
+async def test_retries_stop_after_the_configured_attempts(eneca_app):
+    channel = FakeChannel([DeliveryResult.retry("down")] * 10)
+    gateway = gateway_of(
+        await eneca_app(
+            agent=ScriptedAgent(),
+            extra={"fake": channel},
+            settings={"core": {**FAST_RETRIES, "delivery_max_attempts": 3}},
+        )
+    )
+    await gateway.publish(_msg("x", provider_id="x"), durable=True)
+    await wait_until(lambda: len(channel.attempts) == 3)
+    await asyncio.sleep(0.1)
+    assert len(channel.attempts) == 3
+    assert (await gateway.durable.stats("fake"))["failed"] == 1
+
+
+async def test_an_accepted_message_is_answered_after_a_restart(eneca_app, tmp_path):
+    data = tmp_path / "shared-data"
+    first_channel = FakeChannel()
+    client = await eneca_app(
+        agent=ScriptedAgent("slow", delay=30),
+        data_dir=data,
+        extra={"fake": first_channel},
+        settings={"core": FAST_RETRIES},
+    )
+    gateway = gateway_of(client)
+    await gateway.publish(_msg("kept", provider_id="k1"), durable=True)
+    await client.close()  # shut down before the agent could answer
+    assert first_channel.delivered == []
+
+    second_channel = FakeChannel()
+    agent = ScriptedAgent()
+    client = await eneca_app(
+        agent=agent, data_dir=data, extra={"fake": second_channel}, settings={"core": FAST_RETRIES}
+    )
+    await wait_until(lambda: second_channel.delivered)
+    assert second_channel.delivered == ["echo: kept"]
+    # The same provider message id is still known after the restart.
+    assert await gateway_of(client).publish(_msg("kept", provider_id="k1"), durable=True) is None
+
+
+async def test_an_undelivered_reply_is_delivered_after_a_restart_and_never_twice(
+    eneca_app, tmp_path
+):
+    data = tmp_path / "shared-data"
+    down = FakeChannel([DeliveryResult.retry("down")] * 100)
+    client = await eneca_app(
+        agent=ScriptedAgent(), data_dir=data, extra={"fake": down}, settings={"core": FAST_RETRIES}
+    )
+    gateway = gateway_of(client)
+    await gateway.publish(_msg("one", provider_id="1"), durable=True)
+    await gateway.publish(_msg("two", provider_id="2"), durable=True)
+    await wait_until(lambda: len(down.attempts) >= 1)
+    await client.close()
+
+    up = FakeChannel()
+    agent = ScriptedAgent()
+    client = await eneca_app(
+        agent=agent, data_dir=data, extra={"fake": up}, settings={"core": FAST_RETRIES}
+    )
+    await wait_until(lambda: len(up.delivered) == 2)
+    await asyncio.sleep(0.1)
+    assert up.delivered == ["echo: one", "echo: two"]
+    assert agent.requests == []  # answered before the restart: not answered again
+    await client.close()
+
+    again = FakeChannel()
+    await eneca_app(
+        agent=ScriptedAgent(), data_dir=data, extra={"fake": again}, settings={"core": FAST_RETRIES}
+    )
+    await asyncio.sleep(0.2)
+    assert again.attempts == []
