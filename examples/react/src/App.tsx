@@ -78,7 +78,11 @@ export default function App() {
               finished = true;
               setThreadId(event.thread_id);
               update(reply.id, () => ({ text: event.response, state: "done" }));
-            } else if (event.type === "error") throw new ApiError(event.code, event.message);
+            } else if (event.type === "error") {
+              // The server may send its fallback text along: show it in the bubble.
+              if (event.response) update(reply.id, () => ({ text: event.response ?? "" }));
+              throw new ApiError(event.code, event.message);
+            }
           },
           controller.signal,
         );

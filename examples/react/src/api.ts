@@ -5,7 +5,7 @@ export type StreamEvent =
   | { type: "metadata"; thread_id: string }
   | { type: "chunk"; content: string }
   | { type: "done"; response: string; thread_id: string; usage?: Record<string, number> }
-  | { type: "error"; code: string; message: string };
+  | { type: "error"; code: string; message: string; response?: string };
 
 export interface StoredMessage {
   role: string;
