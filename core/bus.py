@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -24,12 +25,23 @@ _END = object()
 class ReplyHandle:
     """What ``publish`` returns: await the reply, iterate its chunks, or cancel it."""
 
-    __slots__ = ("_chunks", "_future", "_task", "arrived", "cancelled", "debounce_s", "message")
+    __slots__ = (
+        "_chunks",
+        "_context",
+        "_future",
+        "_task",
+        "arrived",
+        "cancelled",
+        "debounce_s",
+        "message",
+    )
 
     def __init__(self, message: Message, debounce_s: float = 0.0) -> None:
         self.message = message
         self.debounce_s = debounce_s
         self.arrived = asyncio.get_running_loop().time()
+        # The publisher's context (request id...) so the answer's log lines carry it.
+        self._context = contextvars.copy_context()
         self._future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._chunks: asyncio.Queue[Any] | None = asyncio.Queue() if message.stream else None
         self._task: asyncio.Task[None] | None = None
@@ -170,7 +182,9 @@ class InProcessBus:
                 else:
                     if handle.debounce_s > 0:
                         batch = await self._settle(lane)
-                    task = asyncio.create_task(self._process(merge(batch), batch))
+                    task = asyncio.create_task(
+                        self._process(merge(batch), batch), context=batch[-1]._context
+                    )
                     for member in batch:
                         member._task = task
                     await asyncio.wait((task,))

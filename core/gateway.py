@@ -185,6 +185,10 @@ class Gateway:
     # -- the pipeline -------------------------------------------------------------------
 
     async def _answer(self, message: Message, handle: ReplyHandle) -> Reply:
+        with logger.contextualize(conversation_id=message.conversation_id):
+            return await self._answer_in_context(message, handle)
+
+    async def _answer_in_context(self, message: Message, handle: ReplyHandle) -> Reply:
         store = self.store
         await store.append(
             message.conversation_id,

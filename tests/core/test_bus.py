@@ -56,14 +56,21 @@ async def test_different_conversations_run_concurrently():
 
 
 async def test_two_slow_conversations_do_not_wait_on_each_other(eneca_app):
-    agent = ScriptedAgent("done", delay=0.3)
-    gateway = gateway_of(await eneca_app(agent=agent))
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    await asyncio.gather(ask(gateway, "a", "conv-a"), ask(gateway, "b", "conv-b"))
-    elapsed = loop.time() - started
-    # Serial would be >= 0.6 s; overlapping lanes finish together.
-    assert elapsed < 0.55, elapsed
+    both_running = asyncio.Event()
+    running = set()
+
+    async def slow(request):
+        running.add(request.message.conversation_id)
+        if len(running) == 2:
+            both_running.set()
+        # Each answer waits until the other conversation is being answered too:
+        # serial lanes would dead-lock here (and time out).
+        await asyncio.wait_for(both_running.wait(), 5)
+        return "done"
+
+    gateway = gateway_of(await eneca_app(agent=ScriptedAgent(slow)))
+    replies = await asyncio.gather(ask(gateway, "a", "conv-a"), ask(gateway, "b", "conv-b"))
+    assert [r.text for r in replies] == ["done", "done"]
 
 
 async def test_a_full_bus_rejects_with_a_clear_error():
