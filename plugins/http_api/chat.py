@@ -1,0 +1,172 @@
+"""``POST /api/chat`` (one JSON reply) and ``POST /api/chat/stream`` (Server-Sent Events)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse
+from loguru import logger
+
+from core.bus import ReplyHandle
+from core.events import Message
+from core.http import REQUEST_ID, dumps, read_json, validate
+from core.openapi import ErrorResponse, endpoint
+from plugins.http_api.idempotency import Produced
+from plugins.http_api.models import ChatRequest, ChatResponse, StreamEvent
+from plugins.http_api.service import CHANNEL, CORS_HEADERS, ChatService, error_detail
+
+
+class ChatRoutes:
+    """The two chat endpoints."""
+
+    def __init__(self, service: ChatService) -> None:
+        self._service = service
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/api/chat", self.chat), web.post("/api/chat/stream", self.stream)]
+
+    async def _read(self, request: web.Request) -> ChatRequest:
+        self._service.authorize(request)
+        body = validate(ChatRequest, await read_json(request))
+        self._service.check_length(body.message, "message")
+        return body
+
+    @staticmethod
+    def _message(body: ChatRequest, thread: str, *, stream: bool = False) -> Message:
+        return Message(
+            thread,
+            CHANNEL,
+            body.message,
+            user_id=body.user_id,
+            chat_id=body.chat_id,
+            metadata=body.metadata or {},
+            stream=stream,
+        )
+
+    @endpoint(
+        "Send a message and get the agent's reply",
+        request=ChatRequest,
+        responses={200: ChatResponse, 503: ErrorResponse},
+        tags=("chat",),
+        description=(
+            "The conversation is `thread_id`, else `chat_id`, else a new id returned in "
+            "`thread_id`. Send `Idempotency-Key` to make retries safe: the same key on the "
+            "same thread answers the first reply again instead of asking twice."
+        ),
+    )
+    async def chat(self, request: web.Request) -> web.Response:
+        body = await self._read(request)
+        given = body.thread_id or body.chat_id
+        thread = given or uuid.uuid4().hex
+
+        async def produce() -> Produced:
+            reply = await self._service.ask(self._message(body, thread))
+            answer = {
+                "response": reply.text,
+                "thread_id": thread,
+                "user_id": body.user_id,
+                "chat_id": body.chat_id,
+                "success": reply.success,
+                "error": error_detail(reply),
+            }
+            return answer, reply.success
+
+        return await self._service.respond_once(
+            request, "chat", given or "", (body.message, body.user_id), produce
+        )
+
+    @endpoint(
+        "Send a message and stream the reply as Server-Sent Events",
+        request=ChatRequest,
+        responses={200: StreamEvent, 503: ErrorResponse},
+        tags=("chat",),
+        content_type="text/event-stream",
+        description=(
+            "`data:` lines carry JSON events: `metadata` (the thread), `chunk` per piece of "
+            "text, then `done` with the whole reply, or `error`. A comment line pings "
+            "every `STREAM_PING_S` seconds; closing the connection cancels the reply. "
+            "Errors before the stream starts are ordinary JSON errors."
+        ),
+    )
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        body = await self._read(request)
+        thread = body.thread_id or body.chat_id or uuid.uuid4().hex
+        handle = await self._service.publish(self._message(body, thread, stream=True))
+        response = EventSourceResponse(
+            headers=request.get(CORS_HEADERS),
+            ping_interval=self._service.settings.stream_ping_s,
+            allow_all_methods=True,
+        )
+        watcher: asyncio.Task[None] | None = None
+        try:
+            await response.prepare(request)
+            watcher = asyncio.create_task(_cancel_when_gone(response, handle))
+            await response.send(
+                dumps(
+                    {
+                        "type": "metadata",
+                        "thread_id": thread,
+                        "user_id": body.user_id,
+                        "chat_id": body.chat_id,
+                    }
+                )
+            )
+            async for delta in handle.chunks():
+                await response.send(dumps({"type": "chunk", "content": delta}))
+            final = await _final_event(handle, thread, request.get(REQUEST_ID, ""))
+            if final is not None:
+                await response.send(dumps(final))
+        except (ConnectionResetError, TimeoutError):
+            handle.cancel()
+            logger.info("stream client went away: reply on thread {} cancelled", thread)
+        except BaseException:
+            handle.cancel()
+            raise
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            if response.prepared:
+                response.stop_streaming()
+        return response
+
+
+async def _cancel_when_gone(response: EventSourceResponse, handle: ReplyHandle) -> None:
+    """The ping task ends when a ping cannot be written: the client left between chunks."""
+    await response.wait()
+    if not handle.done():
+        handle.cancel()
+        logger.info("stream client went away (ping failed): reply cancelled")
+
+
+async def _final_event(handle: ReplyHandle, thread: str, request_id: str) -> dict[str, Any] | None:
+    try:
+        reply = await handle.reply()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        if handle.cancelled:  # the client left: nobody to tell
+            return None
+        return {"type": "error", "code": "cancelled", "message": "the reply was cancelled"}
+    except Exception:  # the bus has logged it with the request id in context
+        return {
+            "type": "error",
+            "code": "internal_error",
+            "message": f"unexpected error; request id {request_id}",
+            "request_id": request_id,
+        }
+    if reply.error is not None:
+        return {
+            "type": "error",
+            "code": reply.error.code,
+            "message": reply.error.message,
+            "response": reply.text,
+            "thread_id": thread,
+        }
+    event: dict[str, Any] = {"type": "done", "response": reply.text, "thread_id": thread}
+    if reply.usage:
+        event["usage"] = dict(reply.usage)
+    return event

@@ -1,0 +1,88 @@
+"""CORS for browser front ends: ``CORS_ORIGINS`` (comma list, ``*`` for any origin).
+
+Preflights are answered here; other responses get the headers added, also errors and
+streamed responses (the stream handler reads them from the request before it starts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+
+from aiohttp import web
+
+from core.errors import ApiError
+from core.http import error_body, json_response
+from plugins.http_api.service import CORS_HEADERS
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
+ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS"
+EXPOSED_HEADERS = "X-Request-ID, Retry-After, Idempotent-Replayed"
+MAX_AGE_S = "600"
+_HTTP_ERRORS = {
+    404: ("not_found", "no such route"),
+    405: ("method_not_allowed", "Method Not Allowed"),
+    413: ("payload_too_large", "the request body is too large"),
+}
+
+
+def cors_middleware(origins: Iterable[str], api_key_header: str) -> Middleware:
+    """A middleware for the allowed ``origins``; header dicts are built once, not per
+    request."""
+    allowed = [origin for origin in origins if origin]
+    any_origin = "*" in allowed
+    allow_headers = ", ".join(
+        ["Content-Type", "Authorization", api_key_header, "Idempotency-Key", "X-Request-ID"]
+    )
+
+    def headers_for(origin: str) -> dict[str, str]:
+        return {
+            "Access-Control-Allow-Origin": "*" if any_origin else origin,
+            "Access-Control-Expose-Headers": EXPOSED_HEADERS,
+            "Vary": "Origin",
+        }
+
+    simple = {origin: headers_for(origin) for origin in allowed if origin != "*"}
+    wildcard = headers_for("*")
+    preflight_extra = {
+        "Access-Control-Allow-Methods": ALLOWED_METHODS,
+        "Access-Control-Allow-Headers": allow_headers,
+        "Access-Control-Max-Age": MAX_AGE_S,
+    }
+
+    @web.middleware
+    async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return await handler(request)
+        headers = wildcard if any_origin else simple.get(origin.rstrip("/"))
+        is_preflight = (
+            request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
+        )
+        if headers is None:
+            if is_preflight:
+                raise ApiError(
+                    403, "cors_origin_not_allowed", f"origin {origin} is not in CORS_ORIGINS"
+                )
+            return await handler(request)
+        if is_preflight:
+            return web.Response(status=204, headers={**headers, **preflight_extra})
+        request[CORS_HEADERS] = headers
+        try:
+            response = await handler(request)
+        except ApiError as exc:
+            exc.headers.update(headers)
+            raise
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                exc.headers.update(headers)
+                raise
+            code, message = _HTTP_ERRORS.get(exc.status, ("http_error", exc.reason))
+            kept = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+            return json_response(error_body(code, message), exc.status, {**kept, **headers})
+        if not response.prepared:
+            response.headers.update(headers)
+        return response
+
+    return cors

@@ -1,0 +1,39 @@
+"""``GET /examples/chat``: the vanilla-JS example page (only with ``SERVE_EXAMPLES=true``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+import plugins
+from core.errors import ApiError
+from core.openapi import endpoint
+
+#: ``examples/vanilla-js`` of the repository this package is installed from (editable).
+DEFAULT_EXAMPLES_DIR = Path(plugins.__file__).resolve().parents[1] / "examples" / "vanilla-js"
+
+
+class ExampleRoutes:
+    def __init__(self, directory: Path) -> None:
+        self._page = directory / "index.html"
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/examples/chat", self.chat_page)]
+
+    @endpoint(
+        "The vanilla-JS chat example (streams from /api/chat/stream)",
+        responses={200: None, 404: None},
+        auth="none",
+        tags=("examples",),
+        content_type="text/html",
+    )
+    async def chat_page(self, request: web.Request) -> web.StreamResponse:
+        if not self._page.is_file():
+            raise ApiError(
+                404,
+                "examples_missing",
+                f"the example page is not installed (looked for {self._page.parent.name}/"
+                f"{self._page.name} in the repository's examples folder)",
+            )
+        return web.FileResponse(self._page, headers={"Cache-Control": "no-cache"})

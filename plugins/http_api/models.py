@@ -1,0 +1,148 @@
+"""The request and response bodies of the HTTP API.
+
+The same models validate requests and describe them in ``/openapi.json``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, RootModel, StringConstraints
+
+from core.openapi import ErrorDetail
+
+
+def _normalise_id(value: Any) -> Any:
+    """Ids may come as numbers (n8n expressions, Telegram chat ids); ``""`` means absent."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if value == "":
+        return None
+    return value
+
+
+def _not_blank(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return value
+
+
+IdText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+OptionalId = Annotated[IdText | None, BeforeValidator(_normalise_id)]
+MessageText = Annotated[str, BeforeValidator(_not_blank)]
+
+
+class ChatRequest(BaseModel):
+    """One user message. The conversation is ``thread_id``, else ``chat_id``, else new."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    message: MessageText = Field(description="The user's text.")
+    user_id: OptionalId = None
+    chat_id: OptionalId = None
+    thread_id: OptionalId = Field(None, description="Continue this conversation.")
+    metadata: dict[str, Any] | None = Field(None, description="Passed to the agent as is.")
+
+
+class ChatResponse(BaseModel):
+    """The reply. ``success`` is false (and ``error`` set) when a fallback text was sent."""
+
+    response: str
+    thread_id: str
+    user_id: str | None
+    chat_id: str | None
+    success: bool
+    error: ErrorDetail | None
+
+
+class StreamEvent(BaseModel):
+    """One ``data:`` event of ``/api/chat/stream``: ``metadata``, then ``chunk`` events,
+    then ``done`` (or ``error``)."""
+
+    type: Literal["metadata", "chunk", "done", "error"]
+    thread_id: str | None = None
+    user_id: str | None = None
+    chat_id: str | None = None
+    content: str | None = Field(None, description="chunk: the next piece of text.")
+    response: str | None = Field(None, description="done: the whole reply.")
+    usage: dict[str, int] | None = Field(None, description="done: token counts, if known.")
+    code: str | None = Field(None, description="error: a machine-readable code.")
+    message: str | None = Field(None, description="error: what went wrong.")
+
+
+class StoredMessage(BaseModel):
+    """One stored turn of a thread."""
+
+    role: Literal["user", "assistant", "system", "tool"]
+    content: str
+    created_at: float = Field(description="Unix time in seconds.")
+    channel: str
+    user_id: str | None
+
+
+class ThreadMessages(BaseModel):
+    """A thread's history, oldest first (empty for an unknown thread)."""
+
+    success: bool = True
+    thread_id: str
+    messages: list[StoredMessage]
+
+
+class ThreadCleared(BaseModel):
+    success: bool = True
+    thread_id: str
+    removed: int = Field(description="How many stored turns were removed.")
+
+
+class DebugEcho(BaseModel):
+    """What ``/api/debug`` received, secrets masked."""
+
+    success: bool = True
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+
+
+class N8nChatRequest(BaseModel):
+    """What the ``@n8n/chat`` widget posts."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    action: Literal["sendMessage", "loadPreviousSession"]
+    sessionId: Annotated[IdText, BeforeValidator(_normalise_id)]  # the widget's field name
+    chatInput: str | None = None  # the widget's field name
+    metadata: dict[str, Any] | None = None
+
+
+class N8nSendResponse(BaseModel):
+    """``sendMessage``: the widget shows ``output``."""
+
+    output: str
+
+
+class N8nMessageKwargs(BaseModel):
+    content: str
+    additional_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class N8nStoredMessage(BaseModel):
+    """A LangChain-serialised message, as n8n's chat memory returns it: the widget shows
+    ``kwargs.content`` and treats an ``id`` containing ``HumanMessage`` as the user's."""
+
+    lc: int = 1
+    type: str = "constructor"
+    id: list[str]
+    kwargs: N8nMessageKwargs
+
+
+class N8nHistory(BaseModel):
+    """``loadPreviousSession``: the stored history, oldest first."""
+
+    data: list[N8nStoredMessage]
+
+
+class N8nChatResponse(RootModel[N8nSendResponse | N8nHistory]):
+    """``sendMessage`` answers :class:`N8nSendResponse`, ``loadPreviousSession``
+    :class:`N8nHistory`."""

@@ -1,0 +1,97 @@
+"""What every chat route shares: publishing a message and awaiting its reply, the
+length limit, API-key checks and idempotent retries."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from core.auth import require_api_key
+from core.bus import ReplyHandle
+from core.errors import ApiError, BusClosedError, BusFullError
+from core.events import Message, Reply
+from core.gateway import Gateway
+from core.http import json_response
+from plugins.http_api.idempotency import IdempotencyCache, Produced, check_key, fingerprint
+from plugins.http_api.settings import HttpApiSettings
+
+CHANNEL = "http_api"
+#: Where the CORS middleware leaves the headers a streamed response must carry.
+CORS_HEADERS = "http_api.cors_headers"
+_REPLAYED = {"Idempotent-Replayed": "true"}
+
+
+class ChatService:
+    """Turns validated requests into bus messages; one per plugin instance."""
+
+    def __init__(self, gateway: Gateway, settings: HttpApiSettings) -> None:
+        self.gateway = gateway
+        self.settings = settings
+        self.idempotency = IdempotencyCache(
+            settings.idempotency_ttl_s, settings.idempotency_max_keys
+        )
+
+    def authorize(self, request: web.Request, *, admin: bool = False) -> None:
+        """401/403 unless the request carries a valid key (open when no keys are set)."""
+        require_api_key(request, self.gateway.settings, admin=admin)
+
+    def check_length(self, text: str, field: str) -> None:
+        limit = self.settings.max_message_chars
+        if len(text) > limit:
+            raise ApiError(413, "message_too_long", f"{field} is longer than {limit} characters")
+
+    async def publish(self, message: Message) -> ReplyHandle:
+        """Queue ``message``; a 503 with ``Retry-After`` when the bus cannot take it."""
+        try:
+            handle = await self.gateway.publish(message)
+        except BusFullError:
+            raise ApiError(
+                503, "busy", "too many messages in flight; retry shortly", {"Retry-After": "1"}
+            ) from None
+        except BusClosedError:
+            raise ApiError(
+                503, "shutting_down", "the gateway is shutting down", {"Retry-After": "5"}
+            ) from None
+        assert handle is not None  # only durable publishes return None
+        return handle
+
+    async def ask(self, message: Message) -> Reply:
+        """Publish and wait for the reply (a fallback reply carries ``error``)."""
+        handle = await self.publish(message)
+        try:
+            return await handle.reply()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                handle.cancel()
+                raise
+            raise ApiError(
+                503, "cancelled", "the reply was cancelled by a shut-down", {"Retry-After": "5"}
+            ) from None
+
+    async def respond_once(
+        self,
+        request: web.Request,
+        route: str,
+        thread: str,
+        digest_of: tuple[str | None, ...],
+        produce: Callable[[], Awaitable[Produced]],
+    ) -> web.Response:
+        """Answer with ``produce()``'s body, or with the remembered body of an earlier
+        request carrying the same ``Idempotency-Key`` on the same route and thread."""
+        key = request.headers.get("Idempotency-Key")
+        if not key:
+            body, _ = await produce()
+            return json_response(body)
+        scope = (route, thread, check_key(key))
+        body, replayed = await self.idempotency.run(scope, fingerprint(*digest_of), produce)
+        return json_response(body, headers=_REPLAYED if replayed else None)
+
+
+def error_detail(reply: Reply) -> dict[str, Any] | None:
+    if reply.error is None:
+        return None
+    return {"code": reply.error.code, "message": reply.error.message}

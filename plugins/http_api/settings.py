@@ -1,0 +1,46 @@
+"""Settings of the HTTP API channel (env names without a prefix, TOML section ``http_api``).
+
+API keys, their header and the body-size limit are core settings (``API_KEYS``,
+``API_KEY_HEADER``, ``MAX_BODY_BYTES``): the admin endpoints of other channels use them too.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from core.settings import CommaList, PluginSettings, split_commas
+
+
+class HttpApiSettings(PluginSettings):
+    """``CORS_ORIGINS``, ``MAX_MESSAGE_CHARS``, ``DEBUG_ENDPOINT``, ``SERVE_EXAMPLES``..."""
+
+    section: ClassVar[str] = "http_api"
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_prefix="")
+
+    #: Browser origins allowed to call the API (``https://app.example.com``); ``*`` = any.
+    cors_origins: CommaList = Field(default_factory=list)
+    #: Longest accepted ``message`` (characters); longer ones get 413.
+    max_message_chars: int = Field(16_000, ge=1)
+    #: Register ``POST /api/debug`` (echoes requests; needs an API key).
+    debug_endpoint: bool = False
+    #: Serve ``examples/vanilla-js/index.html`` at ``/examples/chat``.
+    serve_examples: bool = False
+    #: Seconds between SSE comment pings while a reply streams.
+    stream_ping_s: float = Field(15.0, gt=0)
+    #: How long a finished reply is kept for a retry with the same ``Idempotency-Key``.
+    idempotency_ttl_s: float = Field(3600.0, gt=0)
+    #: Most idempotency keys remembered at once (oldest dropped first).
+    idempotency_max_keys: int = Field(10_000, ge=1)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return split_commas(value)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_trailing_slash(cls, value: list[str]) -> list[str]:
+        return [origin.rstrip("/") for origin in value]

@@ -1,0 +1,31 @@
+"""Fixtures for the HTTP API tests: the real gateway with the ``http_api`` plugin."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from core.testing import ScriptedAgent
+
+KEY = {"X-API-Key": "k1"}
+
+
+@pytest.fixture
+def start_api(eneca_app):
+    """``client = await start_api(agent, core={...}, **http_api_settings)``: keys k1,k2."""
+
+    async def start(
+        agent: ScriptedAgent | None = None,
+        *,
+        core: Mapping[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        **http_api: Any,
+    ):
+        return await eneca_app(
+            plugins=[] if extra else ["http_api"],
+            extra=extra,
+            agent=agent if agent is not None else ScriptedAgent(),
+            settings={"core": {"api_keys": "k1,k2", **(core or {})}, "http_api": http_api},
+        )
+
+    return start
