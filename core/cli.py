@@ -27,6 +27,15 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     return parser, commands
 
 
+def _peek_parser() -> argparse.ArgumentParser:
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--config")
+    peek.add_argument("--host")
+    peek.add_argument("--port")
+    peek.add_argument("command", nargs="?")
+    return peek
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     core: dict[str, Any] = {}
     for key in ("host", "port"):
@@ -43,8 +52,9 @@ def _fail(message: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, commands = _parser()
-    # Plugins may add commands: parse once to find the config, then add theirs.
-    known, _ = parser.parse_known_args(argv)
+    # Plugins may add commands: peek at the config first (a lenient parser, since the
+    # full one rejects a plugin's command before it is added), then add theirs.
+    known, _ = _peek_parser().parse_known_args(argv)
     config_file = getattr(known, "config_sub", None) or known.config
     from core.app import load_config
 
