@@ -1,0 +1,1 @@
+"""Fakes of outside services, shared by every test folder (see each module's docstring)."""
