@@ -1,0 +1,123 @@
+"""agent_openai: the default agent, an OpenAI-compatible model grounded in a knowledge base.
+
+Hooks: ``settings_model``, ``lifespan`` (one ``AsyncOpenAI`` client and the knowledge
+index for the app's lifetime), ``agent`` and ``knowledge_search`` (both ``trylast`` so
+another plugin can replace them), ``register_commands`` (``eneca-bot kb ...``) and
+``health_check``. With no ``OPENAI_API_KEY`` and no ``OPENAI_BASE_URL`` it answers from
+the knowledge base alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import openai
+from loguru import logger
+
+from core import hookimpl
+from core.agent import Agent
+from core.gateway import Gateway
+from core.health import Check
+from core.knowledge import Passage
+from plugins.agent_openai.agent import OpenAIAgent
+from plugins.agent_openai.client import build_client
+from plugins.agent_openai.commands import add_commands
+from plugins.agent_openai.knowledge import KnowledgeIndex
+from plugins.agent_openai.prompt import load_system_prompt
+from plugins.agent_openai.settings import OpenAIAgentSettings
+
+__all__ = ["OpenAIAgent", "OpenAIAgentPlugin", "OpenAIAgentSettings"]
+
+INDEX_FILE = "knowledge.db"
+
+
+class OpenAIAgentPlugin:
+    """The plugin object; one per gateway, state on the instance."""
+
+    def __init__(self) -> None:
+        self.index: KnowledgeIndex | None = None
+        self.client: openai.AsyncOpenAI | None = None
+        self._agent: OpenAIAgent | None = None
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    @hookimpl
+    def settings_model(self) -> type[OpenAIAgentSettings]:
+        return OpenAIAgentSettings
+
+    async def _open_index(self, gateway: Gateway) -> KnowledgeIndex:
+        settings = gateway.settings_for(OpenAIAgentSettings)
+        index = KnowledgeIndex(Path(gateway.settings.data_dir) / INDEX_FILE, settings.knowledge_dir)
+        await index.open()
+        self.index = index
+        return index
+
+    async def _close_index(self) -> None:
+        if self.index is not None:
+            await self.index.close()
+            self.index = None
+
+    @hookimpl
+    async def lifespan(self, gateway: Gateway) -> AsyncIterator[None]:
+        settings = gateway.settings_for(OpenAIAgentSettings)
+        if settings.knowledge_mode != "off":
+            index = await self._open_index(gateway)
+            if not settings.knowledge_dir.is_dir():
+                logger.warning(
+                    "knowledge folder {} does not exist: the knowledge base is empty",
+                    settings.knowledge_dir,
+                )
+            try:
+                await index.sync()
+            except Exception as exc:  # a bad document must not stop the gateway
+                logger.opt(exception=exc).error("knowledge indexing failed: {}", exc)
+        if settings.llm_configured:
+            if settings.openai_api_key is not None:
+                gateway.redactor.add(settings.openai_api_key.get_secret_value())
+            self.client = build_client(settings)
+            logger.info("agent: model {} at {}", settings.openai_model, str(self.client.base_url))
+        else:
+            logger.warning(
+                "no OPENAI_API_KEY or OPENAI_BASE_URL: answering from the knowledge base only"
+            )
+
+        async def search(query: str, limit: int) -> Sequence[Passage]:
+            return await gateway.knowledge_search(query, limit)
+
+        self._agent = OpenAIAgent(settings, self.client, search, load_system_prompt(settings))
+        try:
+            yield
+        finally:
+            self._agent = None
+            if self.client is not None:
+                await self.client.close()
+                self.client = None
+            await self._close_index()
+
+    @hookimpl
+    def register_commands(self, subparsers: argparse._SubParsersAction) -> None:
+        add_commands(subparsers, self._open_index, self._close_index)
+
+    # -- providers ------------------------------------------------------------------------
+
+    @hookimpl(trylast=True)
+    def agent(self) -> Agent | None:
+        return self._agent
+
+    @hookimpl(trylast=True)
+    async def knowledge_search(self, query: str, limit: int) -> Sequence[Passage] | None:
+        if self.index is None:
+            return None
+        return await self.index.search(query, limit)
+
+    @hookimpl
+    async def health_check(self) -> Check:
+        detail: dict[str, object] = dict(self._agent.status()) if self._agent else {}
+        if self.index is not None:
+            documents, chunks = await self.index.counts()
+            detail.update(knowledge_documents=documents, knowledge_chunks=chunks)
+        else:
+            detail.update(knowledge_documents=0, knowledge_chunks=0)
+        return Check("agent_openai", True, detail)

@@ -1,0 +1,88 @@
+"""Answers without the model: from the knowledge base alone, or a fixed apology.
+
+Used when no model is configured (the designed "knowledge base only" mode, a success) and
+when the model fails after its retries (then the reply carries an error code).
+"""
+
+# ruff: noqa: RUF001  (Russian texts are intended)
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+
+import openai
+from pydantic import ValidationError
+
+from core.events import ReplyError
+from core.knowledge import Passage
+
+_CYRILLIC = re.compile("[\u0400-\u04ff]")
+
+
+class StreamCutError(Exception):
+    """The model's stream ended or broke before it said it was finished."""
+
+
+class EmptyReplyError(Exception):
+    """The model answered with no text and no usable tool call."""
+
+
+def is_russian(text: str) -> bool:
+    return bool(_CYRILLIC.search(text))
+
+
+def knowledge_answer(passage: Passage, question: str) -> str:
+    """The best passage, clearly marked as coming from the knowledge base."""
+    where = passage.title or passage.source
+    if is_russian(question):
+        return f"Из нашей базы знаний ({where}):\n\n{passage.text}"
+    return f"From our knowledge base ({where}):\n\n{passage.text}"
+
+
+def no_match_text(question: str) -> str:
+    """What the knowledge-base-only mode says when nothing matches."""
+    if is_russian(question):
+        return (
+            "В нашей базе знаний нет ответа на этот вопрос. Попробуйте сформулировать его "
+            "иначе (например: доставка, оплата, возврат, контакты) или попросите соединить "
+            "вас с оператором."
+        )
+    return (
+        "I couldn't find this in our knowledge base. Try other words (for example: "
+        "shipping, payment, returns, contacts) or ask to talk to a human operator."
+    )
+
+
+def best_passage(passages: Sequence[Passage]) -> Passage | None:
+    return passages[0] if passages else None
+
+
+def classify(exc: BaseException) -> ReplyError:
+    """The reply error code for a failure of the model (after the client's retries)."""
+    if isinstance(exc, openai.APITimeoutError | TimeoutError):
+        return ReplyError("llm_timeout", "the language model did not answer in time")
+    if isinstance(exc, openai.RateLimitError):
+        return ReplyError("llm_rate_limited", "the language model is rate limited")
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return ReplyError("llm_auth_failed", "the language model rejected the API key")
+    if isinstance(exc, StreamCutError):
+        return ReplyError("llm_bad_response", "the language model's stream was cut off")
+    if isinstance(exc, openai.APIConnectionError | openai.InternalServerError):
+        return ReplyError("llm_unavailable", "the language model is unavailable")
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code >= 500:
+            return ReplyError("llm_unavailable", "the language model is unavailable")
+        return ReplyError(
+            "llm_request_rejected", f"the language model rejected the request ({exc.status_code})"
+        )
+    if isinstance(
+        exc,
+        json.JSONDecodeError
+        | openai.APIResponseValidationError
+        | ValidationError
+        | EmptyReplyError
+        | openai.APIError,
+    ):
+        return ReplyError("llm_bad_response", "the language model sent a malformed response")
+    return ReplyError("llm_error", f"the language model call failed ({type(exc).__name__})")

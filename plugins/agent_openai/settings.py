@@ -1,0 +1,56 @@
+"""The agent's settings. No env prefix: the field name is the env name (``OPENAI_MODEL``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field, SecretStr
+
+from core.settings import PluginSettings
+
+DEFAULT_FALLBACK_TEXT = (
+    "Sorry, I can't answer that right now. Please try again later or ask for a human operator."
+)
+
+
+class OpenAIAgentSettings(PluginSettings):
+    """``[agent_openai]`` in the TOML file; env names without a prefix."""
+
+    section: ClassVar[str] = "agent_openai"
+
+    #: Key for OpenAI or a compatible server; with neither this nor a base URL the agent
+    #: answers from the knowledge base alone.
+    openai_api_key: SecretStr | None = None
+    #: An OpenAI-compatible server (Ollama, vLLM, llama.cpp, LM Studio), e.g.
+    #: ``http://localhost:11434/v1``. Empty: OpenAI itself.
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
+    openai_temperature: float | None = Field(None, ge=0, le=2)
+    #: Seconds without a byte from the server before a request is abandoned (then retried).
+    openai_timeout_s: float = Field(30.0, gt=0)
+    #: Retries of the ``openai`` client itself on timeouts, 429 and 5xx (with backoff).
+    openai_max_retries: int = Field(2, ge=0, le=10)
+    openai_max_tokens: int | None = Field(None, ge=1)
+    #: The system prompt; empty: read from ``system_prompt_file``.
+    system_prompt: str | None = None
+    system_prompt_file: Path = Path("config/system_prompt.md")
+    #: Folder of ``.md`` / ``.txt`` documents indexed for search.
+    knowledge_dir: Path = Path("knowledge")
+    #: ``tool``: the model may call ``search_knowledge_base``; ``context``: the best passages
+    #: go into the prompt (models without tool support); ``off``: no knowledge base.
+    knowledge_mode: Literal["tool", "context", "off"] = "tool"
+    #: Passages returned per search (tool call, context, no-LLM answer).
+    knowledge_results: int = Field(4, ge=1, le=20)
+    #: Rounds of tool calls the model may make for one message.
+    agent_max_tool_rounds: int = Field(3, ge=0, le=10)
+    #: Most recent turns of the conversation sent to the model (the new message included).
+    agent_history_turns: int = Field(20, ge=1)
+    #: Sent when the model fails and the knowledge base has nothing relevant.
+    agent_fallback_text: str = DEFAULT_FALLBACK_TEXT
+
+    @property
+    def llm_configured(self) -> bool:
+        """True when a key or a server address is set."""
+        key = self.openai_api_key.get_secret_value() if self.openai_api_key else ""
+        return bool(key or self.openai_base_url)

@@ -1,0 +1,106 @@
+"""The tools offered to the model and how their calls are carried out.
+
+``search_knowledge_base`` is the agent's own tool; other plugins add theirs through the
+``agent_tools`` hook (:class:`core.agent.Tool`). A tool call never raises out of here: bad
+arguments, an unknown tool or a failing handler become a short error the model reads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+
+from core.agent import Tool, ToolResult
+from core.events import Message
+from core.knowledge import Passage
+
+KNOWLEDGE_TOOL = "search_knowledge_base"
+
+Search = Callable[[str, int], Awaitable[Sequence[Passage]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One call the model asked for (arguments still as the JSON text it sent)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+def format_passages(passages: Sequence[Passage]) -> str:
+    """Passages as numbered text for the model (tool result or prompt context)."""
+    if not passages:
+        return "No matching passages in the knowledge base."
+    blocks = []
+    for number, passage in enumerate(passages, 1):
+        heading = passage.title or passage.source
+        blocks.append(f"[{number}] {heading} ({passage.source})\n{passage.text}")
+    return "\n\n".join(blocks)
+
+
+def knowledge_tool(search: Search, limit: int) -> Tool:
+    """The ``search_knowledge_base`` tool over ``search``."""
+
+    async def handler(arguments: Mapping[str, Any], message: Message) -> ToolResult:
+        query = str(arguments.get("query") or message.text)
+        return ToolResult(format_passages(await search(query, limit)))
+
+    return Tool(
+        name=KNOWLEDGE_TOOL,
+        description=(
+            "Search the shop's knowledge base (policies, delivery, payment, returns, "
+            "contacts, FAQ). Returns the most relevant passages with their sources."
+        ),
+        parameters={
+            "type": "object",
+            "properties": {
+                "query": {
+                    "type": "string",
+                    "description": "What to look for, in the customer's language.",
+                }
+            },
+            "required": ["query"],
+        },
+        handler=handler,
+    )
+
+
+def tool_specs(tools: Sequence[Tool]) -> list[dict[str, Any]]:
+    """The ``tools`` parameter of a chat completion request."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": dict(tool.parameters),
+            },
+        }
+        for tool in tools
+    ]
+
+
+async def run_tool_call(call: ToolCall, tools: Mapping[str, Tool], message: Message) -> ToolResult:
+    """Carry out one call; failures become a text the model can read."""
+    tool = tools.get(call.name)
+    if tool is None:
+        return ToolResult(f"error: there is no tool named {call.name!r}")
+    try:
+        arguments = json.loads(call.arguments) if call.arguments.strip() else {}
+    except json.JSONDecodeError:
+        return ToolResult("error: the arguments were not valid JSON")
+    if not isinstance(arguments, dict):
+        return ToolResult("error: the arguments must be a JSON object")
+    try:
+        result = await tool.handler(arguments, message)
+    except Exception as exc:
+        logger.opt(exception=exc).error("tool {} failed: {}", call.name, exc)
+        return ToolResult(f"error: the tool {call.name} failed")
+    if not isinstance(result, ToolResult):
+        return ToolResult(str(result))
+    return result
