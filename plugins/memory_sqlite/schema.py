@@ -63,12 +63,11 @@ MIGRATIONS: dict[int, str] = {
 LATEST_VERSION = max(MIGRATIONS)
 
 
-async def migrate(db: aiosqlite.Connection, path: Path) -> int:
-    """Bring the file to :data:`LATEST_VERSION`; returns the version it is at.
+async def check_ownership(db: aiosqlite.Connection, path: Path) -> None:
+    """Refuse, before anything is written, a file that is not ours or is newer than us.
 
-    Raises :class:`PluginError` naming ``path`` when the file belongs to something else or
-    was written by a newer eneca-bot. Each step re-reads the version inside its write
-    transaction, so two processes opening a new file at once do not migrate it twice.
+    Raises :class:`PluginError` naming ``path``; a file that is not a database at all
+    raises :class:`sqlite3.DatabaseError` on the first read.
     """
     application_id = await _scalar(db, "PRAGMA application_id")
     if application_id == 0:
@@ -78,15 +77,25 @@ async def migrate(db: aiosqlite.Connection, path: Path) -> int:
                 "eneca-bot memory schema); refusing to write into it. Point "
                 "MEMORY_SQLITE_PATH at a new file."
             )
-        async with _write_transaction(db):
-            await db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     elif application_id != APPLICATION_ID:
         raise PluginError(
             f"{path} is not an eneca-bot conversation database (application_id "
             f"{application_id:#x}); refusing to write into it"
         )
-    _refuse_newer(path, await _version(db))
+    else:
+        _refuse_newer(path, await _version(db))
+
+
+async def migrate(db: aiosqlite.Connection, path: Path) -> int:
+    """Bring the file to :data:`LATEST_VERSION`; returns the version it is at.
+
+    Call :func:`check_ownership` first. Each step re-reads the version inside its write
+    transaction, so two processes opening a new file at once do not migrate it twice.
+    """
+    if await _scalar(db, "PRAGMA application_id") == 0:
+        async with _write_transaction(db):
+            await db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     for target in range(1, LATEST_VERSION + 1):
         async with _write_transaction(db):
             version = await _version(db)

@@ -25,7 +25,7 @@ from loguru import logger
 
 from core.errors import PluginError
 from core.store import ConversationInfo, Role, Turn
-from plugins.memory_sqlite.schema import migrate
+from plugins.memory_sqlite.schema import check_ownership, migrate
 
 #: Conversations removed per transaction by :meth:`SqliteConversationStore.purge_idle`.
 PURGE_BATCH = 500
@@ -95,6 +95,7 @@ class SqliteConversationStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = await self._connect()
+            await check_ownership(self._writer, self.path)
             mode = await self._scalar(self._writer, "PRAGMA journal_mode=WAL")
             if str(mode).lower() != "wal":
                 logger.warning("{}: WAL is not available here (journal mode {})", self.path, mode)
