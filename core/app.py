@@ -133,7 +133,8 @@ def create_app(
         for m in ms
     ]
     app = web.Application(
-        client_max_size=core.max_body_bytes, middlewares=[request_context, *plugin_middlewares]
+        client_max_size=core.max_body_bytes,
+        middlewares=[gateway.metrics.middleware(), request_context, *plugin_middlewares],
     )
     app[GATEWAY] = gateway
     app.add_routes(core_routes())

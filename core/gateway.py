@@ -22,8 +22,10 @@ from core.events import MERGED_IDS, Message, Reply, ReplyError, SessionCleared
 from core.health import Check
 from core.logs import Redactor
 from core.memory import InMemoryConversationStore
+from core.metrics import Metrics
 from core.outbox import Outbox
 from core.plugins import call_each, call_first
+from core.ratelimit import RateLimiter, client_ip, parse_networks
 from core.settings import CoreSettings
 from core.store import ConversationStore, Turn
 
@@ -47,6 +49,7 @@ class Gateway:
         self.redactor = redactor
         self._plugin_settings = dict(plugin_settings)
         self.started_at = time.time()
+        self.metrics = Metrics()
         self.bus: MessageBus = InProcessBus(
             self._answer,
             max_in_flight=settings.bus_max_in_flight,
@@ -60,7 +63,12 @@ class Gateway:
             max_attempts=settings.delivery_max_attempts,
             base_delay_s=settings.delivery_base_delay_s,
             max_delay_s=settings.delivery_max_delay_s,
+            observe=lambda channel, outcome: self.metrics.deliveries.labels(channel, outcome).inc(),
         )
+        self.rate_limiter = (
+            RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
+        )
+        self.trusted_proxies = parse_networks(settings.trusted_proxies)
         self._store: ConversationStore | None = None
         self._agent: Agent | None = None
         self._durable_ids: set[str] = set()
@@ -89,6 +97,16 @@ class Gateway:
     @property
     def plugin_names(self) -> list[str]:
         return [name for name, _ in self.pm.list_name_plugin()]
+
+    def check_rate(self, key: str, what: str = "requests") -> None:
+        """Count one request for ``key``; a 429 ``ApiError`` when over
+        ``RATE_LIMIT_PER_MINUTE`` (no limit when it is 0)."""
+        if self.rate_limiter is not None:
+            self.rate_limiter.check(key, what)
+
+    def client_ip(self, request: web.Request) -> str:
+        """The caller's address, believing X-Forwarded-For only from ``TRUSTED_PROXIES``."""
+        return client_ip(request, self.trusted_proxies)
 
     async def publish(
         self, message: Message, *, durable: bool = False, debounce_s: float = 0.0
@@ -232,15 +250,23 @@ class Gateway:
         tools: list[Tool] = []
         for _, offered in await call_each(self.pm, "agent_tools", gateway=self, message=message):
             tools.extend(offered)
+        started = time.perf_counter()
         try:
-            return await self._agent.respond(AgentRequest(message, history, tools), handle.emit)
+            reply = await self._agent.respond(AgentRequest(message, history, tools), handle.emit)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             logger.opt(exception=exc).error(
                 "agent failed on conversation {}: {}", message.conversation_id, exc
             )
-            return self._fallback(message, "agent_error", "the agent failed unexpectedly")
+            reply = self._fallback(message, "agent_error", "the agent failed unexpectedly")
+        self.metrics.observe_reply(
+            message.channel,
+            reply.error.code if reply.error else "ok",
+            time.perf_counter() - started,
+            dict(reply.usage) if reply.usage else None,
+        )
+        return reply
 
     def _fallback(self, message: Message, code: str, why: str) -> Reply:
         return Reply(

@@ -30,12 +30,14 @@ class Outbox:
         max_attempts: int,
         base_delay_s: float,
         max_delay_s: float,
+        observe: Callable[[str, str], None] | None = None,
     ) -> None:
         self._queue = queue
         self._deliver = deliver
         self._max_attempts = max_attempts
         self._base_delay_s = base_delay_s
         self._max_delay_s = max_delay_s
+        self._observe = observe or (lambda channel, outcome: None)
         self._wake = asyncio.Event()
         self._busy: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -107,6 +109,8 @@ class Outbox:
                 result = DeliveryResult.retry(f"{type(exc).__name__}: {exc}")
             if result is None:
                 result = DeliveryResult.retry(f"no plugin delivers channel {reply.channel!r}")
+            final = result.outcome == "retry" and attempts >= self._max_attempts
+            self._observe(reply.channel, "failed" if final else result.outcome)
             if result.outcome == "delivered":
                 await self._queue.mark_delivered(item.seq, attempts)
                 self.sent += 1

@@ -6,8 +6,10 @@ import time
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from core.auth import require_api_key
 from core.gateway import GATEWAY, Gateway
 from core.http import json_response
 from core.openapi import build_document, endpoint
@@ -88,5 +90,30 @@ async def openapi(request: web.Request) -> web.Response:
     return json_response(build_document(request.app, "eneca-bot", gateway.version))
 
 
+@endpoint(
+    "Prometheus metrics (admin: needs an API key)",
+    auth="admin",
+    tags=("gateway",),
+    responses={200: None},
+    content_type="text/plain",
+)
+async def metrics(request: web.Request) -> web.Response:
+    gateway = _gateway(request)
+    require_api_key(request, gateway.settings, admin=True)
+    bus = gateway.bus.stats()
+    gateway.metrics.bus_lanes.set(bus["lanes"])
+    gateway.metrics.bus_in_flight.set(bus["in_flight"])
+    durable = await gateway.durable.stats()
+    gateway.metrics.pending_deliveries.set(durable["pending_deliveries"])
+    gateway.metrics.unanswered.set(durable["unanswered"])
+    body = generate_latest(gateway.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 def core_routes() -> list[web.RouteDef]:
-    return [web.get("/", index), web.get("/health", health), web.get("/openapi.json", openapi)]
+    return [
+        web.get("/", index),
+        web.get("/health", health),
+        web.get("/openapi.json", openapi),
+        web.get("/metrics", metrics),
+    ]

@@ -119,10 +119,14 @@ class CoreSettings(PluginSettings):
     delivery_max_attempts: int = Field(8, ge=1)
     delivery_base_delay_s: float = Field(1.0, ge=0)
     delivery_max_delay_s: float = Field(60.0, ge=0)
+    #: Requests a minute per API key, per client IP and per visitor (0: no limit).
+    rate_limit_per_minute: int = Field(0, ge=0)
+    #: Proxies whose X-Forwarded-For is believed (addresses or networks, comma list).
+    trusted_proxies: CommaList = Field(default_factory=list)
     #: Text sent when no agent plugin runs or the agent fails unexpectedly.
     fallback_text: str = "Sorry, I can't answer right now. Please try again later."
 
-    @field_validator("plugins", "api_keys", mode="before")
+    @field_validator("plugins", "api_keys", "trusted_proxies", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         return split_commas(value)
@@ -131,6 +135,14 @@ class CoreSettings(PluginSettings):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        from core.ratelimit import parse_networks
+
+        parse_networks(value)  # raises ValueError naming the bad entry
+        return value
 
     def api_key_values(self) -> list[str]:
         return [key.get_secret_value() for key in self.api_keys if key.get_secret_value()]
