@@ -10,6 +10,7 @@ unanswered inbox rows are answered and the undelivered outbox rows are delivered
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -124,6 +125,9 @@ class DurableQueue:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
+        #: Writers take turns: answer()'s BEGIN..COMMIT spans awaits on one connection, so
+        #: a concurrent answer() or accept() would nest or join (and share a rollback).
+        self._write = asyncio.Lock()
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -158,26 +162,27 @@ class DurableQueue:
 
     async def accept(self, message: Message) -> bool:
         """Keep ``message``; False when the provider already sent this message id."""
-        cursor = await self.db.execute(
-            "INSERT OR IGNORE INTO inbox(id, channel, conversation_id, provider_id, message,"
-            " received_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                message.id,
-                message.channel,
-                message.conversation_id,
-                message.message_id,
-                message_to_json(message),
-                message.received_at,
-            ),
-        )
-        if cursor.rowcount == 1:
-            return True
-        await self.db.execute(
-            "INSERT INTO duplicates VALUES (?, 1) ON CONFLICT(channel) DO UPDATE"
-            " SET count = count + 1",
-            (message.channel,),
-        )
-        return False
+        async with self._write:
+            cursor = await self.db.execute(
+                "INSERT OR IGNORE INTO inbox(id, channel, conversation_id, provider_id, message,"
+                " received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    message.id,
+                    message.channel,
+                    message.conversation_id,
+                    message.message_id,
+                    message_to_json(message),
+                    message.received_at,
+                ),
+            )
+            if cursor.rowcount == 1:
+                return True
+            await self.db.execute(
+                "INSERT INTO duplicates VALUES (?, 1) ON CONFLICT(channel) DO UPDATE"
+                " SET count = count + 1",
+                (message.channel,),
+            )
+            return False
 
     async def unanswered(self) -> list[Message]:
         """Accepted messages with no reply yet, in arrival order."""
@@ -192,21 +197,29 @@ class DurableQueue:
         now = time.time() if now is None else now
         message = reply.in_reply_to
         ids = [message.id, *message.metadata.get(MERGED_IDS, ())]
-        await self.db.execute("BEGIN IMMEDIATE")
-        try:
-            await self.db.executemany(
-                "UPDATE inbox SET status = 'answered', answered_at = ? WHERE id = ?",
-                [(now, message_id) for message_id in ids],
-            )
-            await self.db.execute(
-                "INSERT OR IGNORE INTO outbox(message_id, channel, conversation_id, reply,"
-                " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (message.id, reply.channel, reply.conversation_id, reply_to_json(reply), now, now),
-            )
-            await self.db.execute("COMMIT")
-        except BaseException:
-            await self.db.execute("ROLLBACK")
-            raise
+        async with self._write:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                await self.db.executemany(
+                    "UPDATE inbox SET status = 'answered', answered_at = ? WHERE id = ?",
+                    [(now, message_id) for message_id in ids],
+                )
+                await self.db.execute(
+                    "INSERT OR IGNORE INTO outbox(message_id, channel, conversation_id, reply,"
+                    " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        message.id,
+                        reply.channel,
+                        reply.conversation_id,
+                        reply_to_json(reply),
+                        now,
+                        now,
+                    ),
+                )
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
 
     async def due(self, now: float, busy: set[str], limit: int = 64) -> list[PendingDelivery]:
         """The oldest pending reply of each conversation whose attempt time has come."""
