@@ -1,20 +1,24 @@
 """The plugin author's test kit (a pytest plugin).
 
-Load it with ``pytest -p core.testing`` or ``pytest_plugins = ["core.testing"]`` in your
-``conftest.py``. It gives:
+Opt in with ``eneca_bot_kit = true`` in your pytest configuration, ``pytest -p
+core.testing``, or ``pytest_plugins = ["core.testing"]`` in your rootdir ``conftest.py``
+(see :mod:`core.pytest_plugin` for why it is not loaded by itself). It gives:
 
 - ``eneca_app``: an async factory that starts the real gateway in-process with the
   plugins you choose plus yours, on a fresh data dir, and returns an aiohttp test client;
 - :class:`ScriptedAgent`: an agent whose replies the test gives (streamed in chunks);
 - :class:`InMemoryConversationStore` (re-exported) and :func:`provide` to register any
   agent or store through the real hooks;
-- :func:`ask`: publish a message on the bus and await its reply.
+- :func:`ask`: publish a message on the bus and await its reply;
+- for durable channels: ``mock_http`` (outbound HTTP mocked with aioresponses, the test
+  client's own requests let through), :func:`sent_json`, :func:`wait_delivered`,
+  :func:`wait_settled` and :data:`FAST_DELIVERY`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +34,30 @@ from core.memory import InMemoryConversationStore
 from core.plugins import hookimpl
 
 __all__ = [
+    "FAST_DELIVERY",
     "InMemoryConversationStore",
     "ScriptedAgent",
     "ask",
+    "eneca_app",
+    "failed_reply",
     "gateway_of",
+    "mock_http",
     "provide",
+    "sent_json",
+    "wait_delivered",
+    "wait_settled",
     "wait_until",
 ]
+
+#: Core settings for tests of durable channels: retries after 10-50 ms instead of seconds,
+#: while a provider's ``retry_after`` of up to 5 s is still honoured, and a quick shut-down.
+#: Use as ``eneca_app(settings={"core": FAST_DELIVERY})``.
+FAST_DELIVERY: Mapping[str, Any] = {
+    "delivery_base_delay_s": 0.01,
+    "delivery_max_delay_s": 5.0,
+    "delivery_max_attempts": 5,
+    "shutdown_grace_s": 0.5,
+}
 
 ReplySource = str | Callable[[AgentRequest], str | Awaitable[str]] | Exception
 
@@ -126,6 +147,7 @@ def provide(agent: Any = None, store: Any = None) -> object:
 
 
 def gateway_of(client: TestClient | web.Application) -> Gateway:
+    """The :class:`~core.gateway.Gateway` behind a test client (or an app)."""
     app = client if isinstance(client, web.Application) else client.app
     assert app is not None
     return app[GATEWAY]
@@ -146,6 +168,60 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> Non
     async with asyncio.timeout(timeout):
         while not predicate():  # noqa: ASYNC110 - polling an arbitrary condition
             await asyncio.sleep(0.01)
+
+
+async def wait_delivered(
+    gateway: Gateway, count: int = 1, channel: str | None = None, timeout: float = 5.0
+) -> dict[str, Any]:
+    """Wait until the outbox has finished ``count`` replies (of ``channel``, or of all
+    channels): delivered or given up. Returns the inbox/outbox figures
+    (``gateway.durable.stats``): ``received``, ``duplicates``, ``delivered``, ``failed``,
+    ``retries``, ``pending_deliveries``, ``unanswered``."""
+    async with asyncio.timeout(timeout):
+        while True:
+            stats = await gateway.durable.stats(channel)
+            if stats["delivered"] + stats["failed"] >= count:
+                return stats
+            await asyncio.sleep(0.01)
+
+
+async def wait_settled(
+    gateway: Gateway, channel: str | None = None, timeout: float = 5.0
+) -> dict[str, Any]:
+    """Wait until every accepted durable message is answered and every reply is
+    delivered or given up (nothing pending, nothing being sent); returns the figures."""
+    async with asyncio.timeout(timeout):
+        while True:
+            stats = await gateway.durable.stats(channel)
+            idle = gateway.bus.stats()["in_flight"] == 0 and gateway.outbox.in_progress == 0
+            if idle and stats["unanswered"] == 0 and stats["pending_deliveries"] == 0:
+                return stats
+            await asyncio.sleep(0.01)
+
+
+def sent_json(mock: Any, url: str, method: str = "POST") -> list[Any]:
+    """The JSON bodies sent to ``url`` through ``mock`` (the ``mock_http`` fixture, an
+    ``aioresponses``), oldest first. ``url`` is the full URL without a query string."""
+    from yarl import URL
+
+    calls = mock.requests.get((method.upper(), URL(url)), [])
+    return [call.kwargs.get("json") for call in calls]
+
+
+@pytest.fixture
+def mock_http() -> Iterator[Any]:
+    """Outbound HTTP of the code under test, mocked with ``aioresponses``.
+
+    Register answers with ``mock_http.post(url, payload=..., status=...)`` (each is used
+    once unless ``repeat=True``); read what was sent with :func:`sent_json`. Requests to
+    127.0.0.1 and localhost (the test client talking to the app) are let through.
+    """
+    try:
+        from aioresponses import aioresponses
+    except ImportError:  # pragma: no cover - depends on the environment
+        pytest.fail("the mock_http fixture needs aioresponses: pip install aioresponses")
+    with aioresponses(passthrough=["http://127.0.0.1", "http://localhost"]) as mock:
+        yield mock
 
 
 AppFactory = Callable[..., Awaitable[TestClient]]
