@@ -202,12 +202,11 @@ class SqliteConversationStore:
         max_chars = self.max_chars if max_chars is None else max_chars
         if limit is not None and limit <= 0:
             return []
-        async with self.reader.execute(
+        rows = await self._read(
             "SELECT role, text, channel, user_id, message_id, created_at, metadata FROM turns"
             " WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?",
             (to_sql(conversation_id), -1 if limit is None else limit),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         newest_first: list[Turn] = []
         used = 0
         for role, text, channel, user_id, message_id, created_at, metadata in rows:
@@ -256,12 +255,11 @@ class SqliteConversationStore:
     ) -> Sequence[ConversationInfo]:
         """Conversations, most recently active first."""
         where, params = _channel_filter(channel)
-        async with self.reader.execute(
+        rows = await self._read(
             f"SELECT id, channel, turns, last_activity FROM conversations{where}"
             " ORDER BY last_activity DESC, rowid ASC LIMIT ? OFFSET ?",
             (*params, max(limit, 0), max(offset, 0)),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         return [
             ConversationInfo(from_sql(cid), from_sql(ch), turns, last)
             for cid, ch, turns, last in rows
@@ -269,18 +267,13 @@ class SqliteConversationStore:
 
     async def count_conversations(self, channel: str | None = None) -> int:
         where, params = _channel_filter(channel)
-        async with self.reader.execute(
-            f"SELECT COUNT(*) FROM conversations{where}", params
-        ) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        [(count,)] = await self._read(f"SELECT COUNT(*) FROM conversations{where}", params)
+        return int(count)
 
     async def stats(self) -> dict[str, Any]:
-        async with self.reader.execute(
+        [(conversations, turns)] = await self._read(
             "SELECT COUNT(*), COALESCE(SUM(turns), 0) FROM conversations"
-        ) as cursor:
-            row = await cursor.fetchone()
-        conversations, turns = row if row else (0, 0)
+        )
         return {
             "backend": "sqlite",
             "path": str(self.path),
@@ -293,8 +286,7 @@ class SqliteConversationStore:
     async def ping(self) -> bool:
         """True when the file can be read and a write lock can be taken right now."""
         try:
-            async with self.reader.execute("SELECT version FROM schema_version") as cursor:
-                await cursor.fetchone()
+            await self._read("SELECT version FROM schema_version")
             async with self._write_lock:
                 await self.writer.execute("BEGIN IMMEDIATE")
                 await self.writer.execute("ROLLBACK")
@@ -335,6 +327,15 @@ class SqliteConversationStore:
             except OSError:
                 pass
         return total
+
+    async def _read(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run a query on the reader and fetch every row in one step on its thread.
+
+        Reads from many coroutines share the reader connection; a cursor left open
+        between awaits would keep its read snapshot alive, and a later query would not
+        see turns committed since (the agent would miss the message it answers).
+        """
+        return list(await self.reader.execute_fetchall(query, params))
 
     @staticmethod
     async def _scalar(db: aiosqlite.Connection, query: str) -> Any:
