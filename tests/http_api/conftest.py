@@ -29,3 +29,14 @@ def start_api(eneca_app):
         )
 
     return start
+
+
+@pytest.fixture
+def app_log(tmp_path):
+    """The text the gateway has logged so far (the kit logs to ``tmp_path/logs``)."""
+
+    def read() -> str:
+        path = tmp_path / "logs" / "app.log"
+        return path.read_text(encoding="utf-8") if path.exists() else ""
+
+    return read
