@@ -24,6 +24,7 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     serve.add_argument("--config", dest="config_sub", help="TOML config file")
     commands.add_parser("check", help="validate the configuration and plugins, then exit")
     commands.add_parser("plugins", help="list discovered plugins and whether they are enabled")
+    commands.add_parser("config", help="print every setting of the enabled plugins (Markdown)")
     return parser, commands
 
 
@@ -73,6 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command in (None, "serve"):
         return _serve(config)
+    if args.command == "config":
+        from core.config_reference import markdown
+
+        print(markdown(config.plugin_settings), end="")
+        return 0
     if args.command == "check":
         names = ", ".join(name for name, _ in config.pm.list_name_plugin())
         print(f"configuration ok; plugins enabled: {names}")

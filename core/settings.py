@@ -94,17 +94,27 @@ class CoreSettings(PluginSettings):
 
     section: ClassVar[str] = "core"
 
+    #: Interface to listen on; ``0.0.0.0`` to accept connections from other machines.
     host: str = "127.0.0.1"
+    #: Port to listen on.
     port: int = Field(8000, ge=1, le=65535)
+    #: The plugins that run (comma list); one that is missing stops start-up.
     plugins: CommaList = Field(default_factory=lambda: list(DEFAULT_PLUGINS))
+    #: Where SQLite files live (memory, inbox/outbox, knowledge index).
     data_dir: Path = Path("data")
+    #: Where ``app.log`` is written.
     log_dir: Path = Path("logs")
+    #: TRACE, DEBUG, INFO, SUCCESS, WARNING, ERROR or CRITICAL.
     log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    #: Log JSON lines instead of text (console and file).
     log_json: bool = False
+    #: When ``app.log`` is rotated (a size or a period, as loguru reads it).
     log_rotation: str = "10 MB"
+    #: How long rotated logs are kept.
     log_retention: str = "14 days"
     #: Keys for the HTTP API and the admin endpoints of every channel.
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    #: Header carrying the key (``Authorization: Bearer <key>`` works too).
     api_key_header: str = "X-API-Key"
     #: Largest request body any endpoint accepts (bytes).
     max_body_bytes: int = Field(1_048_576, ge=1024)
@@ -112,12 +122,16 @@ class CoreSettings(PluginSettings):
     bus_max_in_flight: int = Field(1000, ge=1)
     #: When the bus is full: ``wait`` up to ``bus_publish_timeout_s``, or ``reject`` at once.
     bus_full_policy: Literal["wait", "reject"] = "wait"
+    #: How long a publish waits for room when the bus is full (``wait`` policy).
     bus_publish_timeout_s: float = Field(5.0, ge=0)
     #: How long in-flight conversations may take to finish on shut-down.
     shutdown_grace_s: float = Field(10.0, ge=0)
-    #: Outbox retry policy for durable channels (TalkMe, Telegram...).
+    #: Attempts to deliver a reply of a durable channel (TalkMe, Telegram...) before
+    #: giving up.
     delivery_max_attempts: int = Field(8, ge=1)
+    #: First retry delay; doubled each attempt, with jitter.
     delivery_base_delay_s: float = Field(1.0, ge=0)
+    #: Longest delay between two attempts (also caps a provider's Retry-After).
     delivery_max_delay_s: float = Field(60.0, ge=0)
     #: Requests a minute per API key, per client IP and per visitor (0: no limit).
     rate_limit_per_minute: int = Field(0, ge=0)

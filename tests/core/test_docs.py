@@ -1,0 +1,41 @@
+"""Docs that must stay true: the README's configuration table is what the code reads."""
+
+import re
+from pathlib import Path
+
+from core.app import load_config
+from core.config_reference import markdown
+from core.settings import DEFAULT_PLUGINS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_configuration_table_matches_the_settings_classes(tmp_path):
+    empty = tmp_path / "empty.toml"
+    empty.touch()
+    config = load_config(
+        empty, env_file=None, overrides={"core": {"plugins": list(DEFAULT_PLUGINS)}}
+    )
+    expected = markdown(config.plugin_settings)
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- config:start -->\n(.*)<!-- config:end -->", readme, re.S)
+    assert block, "README lost its config markers"
+    assert block.group(1) == expected, (
+        "README's configuration table is stale: run scripts/sync_readme_config.py"
+    )
+
+
+def test_the_readme_quick_start_has_exactly_two_commands():
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    commands = [line for line in quick.splitlines() if line.strip()]
+    assert [c.split("#")[0].strip() for c in commands] == [
+        "python3 dev.py serve",
+        "python3 dev.py test",
+    ]
+
+
+def test_the_example_config_file_is_valid(tmp_path):
+    config = load_config(ROOT / "config" / "settings.example.toml", env_file=None)
+    assert config.core.port == 8000
+    assert sorted(config.core.plugins) == sorted(DEFAULT_PLUGINS)
