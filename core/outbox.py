@@ -77,7 +77,9 @@ class Outbox:
         while True:
             self._wake.clear()
             try:
-                for item in await self._queue.due(time.time(), self._busy):
+                # A snapshot: an attempt that ends while due() reads would otherwise free
+                # its conversation and the stale row would be sent a second time.
+                for item in await self._queue.due(time.time(), set(self._busy)):
                     self._busy.add(item.reply.conversation_id)
                     task = asyncio.create_task(self._attempt(item))
                     self._tasks.add(task)
