@@ -70,6 +70,7 @@ class FakeResponse:
       (no ``[DONE]``); when not streaming, send half the JSON body then drop it.
     - ``malformed``: answer 200 with a body that is not JSON (or a non-JSON SSE event).
     - ``usage``: token counts to report (default: computed); ``None`` reports none.
+    - ``error_message``: the message of an error status's body.
     """
 
     text: str = "Hello from the fake model."
@@ -86,6 +87,8 @@ class FakeResponse:
     malformed: bool = False
     usage: Mapping[str, int] | str | None = "auto"
     finish_reason: str | None = None
+    #: The ``error.message`` of an error status (default: "fake error <status>").
+    error_message: str | None = None
 
 
 Responder = FakeResponse | Callable[[dict[str, Any]], FakeResponse]
@@ -195,7 +198,8 @@ class FakeOpenAI:
         if plan.retry_after_ms is not None:
             headers.setdefault("retry-after-ms", str(plan.retry_after_ms))
         kind = "rate_limit_exceeded" if plan.status == 429 else "server_error"
-        payload = {"error": {"message": f"fake error {plan.status}", "type": kind, "code": kind}}
+        text = plan.error_message or f"fake error {plan.status}"
+        payload = {"error": {"message": text, "type": kind, "code": kind}}
         return web.json_response(payload, status=plan.status, headers=headers)
 
     @staticmethod
