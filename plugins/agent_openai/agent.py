@@ -94,6 +94,8 @@ class OpenAIAgent:
         self.requests = 0
         self.failures = 0
         self.last_error: dict[str, Any] | None = None
+        #: Ask for usage in streams until the server says it does not know the option.
+        self._stream_usage = True
 
     # -- the Agent protocol -------------------------------------------------------------
 
@@ -243,9 +245,19 @@ class OpenAIAgent:
         self, messages: list[dict[str, Any]], tools: Mapping[str, Tool], sink: _ChunkCounter
     ) -> RoundResult:
         assert self.client is not None
-        stream = await self.client.chat.completions.create(
-            **self._params(messages, tools), stream=True, stream_options={"include_usage": True}
-        )
+        params = self._params(messages, tools)
+        if self._stream_usage:
+            params["stream_options"] = {"include_usage": True}
+        try:
+            stream = await self.client.chat.completions.create(**params, stream=True)
+        except openai.BadRequestError as exc:
+            if "stream_options" not in str(exc) or not self._stream_usage:
+                raise
+            # Some compatible servers reject stream_options: stream without usage from now on.
+            logger.warning("the model server rejects stream_options; streaming without usage")
+            self._stream_usage = False
+            params.pop("stream_options")
+            stream = await self.client.chat.completions.create(**params, stream=True)
         result = RoundResult()
         pieces: list[str] = []
         pending: dict[int, _PendingCall] = {}

@@ -243,3 +243,17 @@ async def test_health_reports_model_and_documents_without_calling_the_model(agen
     assert check["knowledge_documents"] == 3
     assert fake_openai.requests == []
     assert "sk-test-secret-key" not in json.dumps(body)
+
+
+async def test_a_server_without_stream_options_still_streams(agent_app, fake_openai):
+    fake_openai.script(
+        FakeResponse(status=400, error_message="Unrecognized request argument: stream_options"),
+        FakeResponse(text="streamed anyway"),
+        FakeResponse(text="and again"),
+    )
+    client = await agent_app()
+    _, reply = await stream(gateway_of(client), "hi")
+    assert reply.success and reply.text == "streamed anyway"
+    _, reply = await stream(gateway_of(client), "hi")
+    assert reply.text == "and again"
+    assert ["stream_options" in body for body in fake_openai.requests] == [True, False, False]
