@@ -79,7 +79,14 @@ class FakeTalkMe:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post(PREFIX + "{method}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        # A stalled answer ends when the client hangs up, and stop() does not wait for it.
+        self._runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            handler_cancellation=True,
+            shutdown_timeout=0.1,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
         await site.start()
