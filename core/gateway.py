@@ -251,8 +251,23 @@ class Gateway:
         for _, offered in await call_each(self.pm, "agent_tools", gateway=self, message=message):
             tools.extend(offered)
         started = time.perf_counter()
+        deadline = asyncio.timeout(self.settings.reply_timeout_s)
         try:
-            reply = await self._agent.respond(AgentRequest(message, history, tools), handle.emit)
+            async with deadline:
+                reply = await self._agent.respond(
+                    AgentRequest(message, history, tools), handle.emit
+                )
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            logger.error(
+                "no reply within {}s for conversation {}",
+                self.settings.reply_timeout_s,
+                message.conversation_id,
+            )
+            reply = self._fallback(
+                message, "reply_timeout", f"no reply within {self.settings.reply_timeout_s:g}s"
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -137,6 +137,8 @@ class CoreSettings(PluginSettings):
     rate_limit_per_minute: int = Field(0, ge=0)
     #: Proxies whose X-Forwarded-For is believed (addresses or networks, comma list).
     trusted_proxies: CommaList = Field(default_factory=list)
+    #: Longest time one reply may take, the agent's retries included; then the fallback.
+    reply_timeout_s: float = Field(120.0, gt=0)
     #: Text sent when no agent plugin runs or the agent fails unexpectedly.
     fallback_text: str = "Sorry, I can't answer right now. Please try again later."
 

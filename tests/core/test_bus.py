@@ -197,3 +197,14 @@ async def test_debounced_messages_of_a_quick_typist_are_answered_together():
     assert (await later.reply()).text == "LATER"
     await asyncio.sleep(0.01)  # the lane settles its count right after the reply
     assert bus.stats()["in_flight"] == 0
+
+
+async def test_an_agent_that_never_answers_gets_the_fallback_within_the_reply_timeout(eneca_app):
+    agent = ScriptedAgent("never", delay=60)
+    gateway = gateway_of(await eneca_app(agent=agent, settings={"core": {"reply_timeout_s": 0.1}}))
+    reply = await asyncio.wait_for(ask(gateway, "hello?"), 5)
+    assert reply.error.code == "reply_timeout"
+    assert reply.text == gateway.settings.fallback_text
+    assert agent.cancelled == 1
+    history = await gateway.store.history("c1")
+    assert [t.role for t in history] == ["user"]  # no half reply remembered
