@@ -40,3 +40,21 @@ def app_log(tmp_path):
         return path.read_text(encoding="utf-8") if path.exists() else ""
 
     return read
+
+
+class BrokenStore:
+    """A conversation store whose writes fail: an unexpected server-side error."""
+
+    async def append(self, conversation_id, turn):
+        raise RuntimeError("disk on fire")
+
+    async def history(self, conversation_id, limit=None, max_chars=None):
+        return []
+
+    async def ping(self):
+        return True
+
+
+@pytest.fixture
+def broken_store():
+    return BrokenStore()

@@ -151,22 +151,22 @@ async def test_unknown_route_is_404_and_wrong_method_405(start_api):
     assert "POST" in resp.headers["Allow"]
 
 
-async def test_unexpected_error_is_500_with_the_request_id_and_no_traceback(start_api):
-    class BrokenStore:
-        async def append(self, conversation_id, turn):
-            raise RuntimeError("disk on fire")
-
-        async def ping(self):
-            return True
-
-    client = await start_api()
-    gateway_of(client)._store = BrokenStore()
+async def test_unexpected_error_is_500_with_the_request_id_and_no_traceback(
+    eneca_app, app_log, broken_store
+):
+    client = await eneca_app(
+        plugins=["http_api"],
+        agent=ScriptedAgent(),
+        store=broken_store,
+        settings={"core": {"api_keys": "k1"}},
+    )
     resp = await chat(client, {"message": "hi"}, headers={**KEY, "X-Request-ID": "req-42"})
     error = await error_of(resp, 500)
     assert error["code"] == "internal_error"
     assert "req-42" in error["message"]
-    assert "disk on fire" not in await resp.text()
-    assert "Traceback" not in await resp.text()
+    text = await resp.text()
+    assert "disk on fire" not in text and "Traceback" not in text
+    assert "req-42" in app_log()
 
 
 async def test_a_full_bus_is_503_with_retry_after(start_api):

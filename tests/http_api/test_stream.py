@@ -81,8 +81,8 @@ async def test_errors_before_the_stream_starts_are_plain_json(start_api):
 
 
 async def test_long_generations_get_comment_pings(start_api):
-    agent = ScriptedAgent("abcdefgh", chunk_size=2, chunk_delay=0.1)
-    client = await start_api(agent, stream_ping_s=0.03)
+    agent = ScriptedAgent("abcdefgh", chunk_size=2, chunk_delay=0.05)
+    client = await start_api(agent, stream_ping_s=0.015)
     resp = await client.post("/api/chat/stream", json={"message": "hi"}, headers=KEY)
     raw = await resp.text()
     comments = [line for line in raw.splitlines() if line.startswith(":")]
@@ -122,3 +122,20 @@ async def test_a_client_leaving_while_the_agent_is_silent_is_noticed_by_the_ping
             break
     await asyncio.wait_for(agent.was_cancelled.wait(), 5)
     assert agent.cancelled == 1
+
+
+async def test_an_unexpected_error_mid_stream_is_an_error_event_with_the_request_id(
+    eneca_app, broken_store
+):
+    client = await eneca_app(
+        plugins=["http_api"],
+        agent=ScriptedAgent(),
+        store=broken_store,
+        settings={"core": {"api_keys": "k1"}},
+    )
+    _, events = await stream_events(
+        client, {"message": "hi"}, headers={**KEY, "X-Request-ID": "req-7"}
+    )
+    assert [e["type"] for e in events] == ["metadata", "error"]
+    assert events[-1]["code"] == "internal_error"
+    assert events[-1]["request_id"] == "req-7"
