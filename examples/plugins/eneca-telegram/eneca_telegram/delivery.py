@@ -1,0 +1,61 @@
+"""Delivering one reply to a Telegram chat: ``sendMessage`` per part, resuming after the
+parts Telegram already confirmed. The core outbox owns retries, backoff and persistence;
+this module makes the calls and says whether a failure is worth retrying."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loguru import logger
+
+from core.delivery import DeliveryResult
+from core.events import Reply
+from eneca_telegram.api import SEND_MESSAGE, BotApi
+from eneca_telegram.progress import SentParts
+from eneca_telegram.split import split_text
+
+
+class ReplySender:
+    """Sends replies of the ``telegram`` channel."""
+
+    def __init__(self, api: BotApi, sent: SentParts, max_chars: int) -> None:
+        self._api = api
+        self._sent = sent
+        self._max_chars = max_chars
+
+    async def deliver(self, reply: Reply, attempt: int) -> DeliveryResult:
+        message = reply.in_reply_to
+        if message.chat_id is None:
+            return DeliveryResult.failed("the message has no chat id to answer in")
+        parts = [part for part in split_text(reply.text, self._max_chars) if part.strip()]
+        if not parts:
+            logger.warning("telegram reply to {} is empty; nothing sent", reply.conversation_id)
+            return DeliveryResult.delivered("empty reply: nothing sent")
+        confirmed = await self._sent.get(message.id)
+        for index in range(confirmed, len(parts)):
+            outcome = await self._api.call(SEND_MESSAGE, self._payload(reply, parts[index]))
+            if not outcome.ok:
+                detail = outcome.describe(SEND_MESSAGE)
+                if outcome.transient:
+                    return DeliveryResult.retry(detail, retry_after=outcome.retry_after)
+                logger.error(
+                    "telegram refused a reply to {} (attempt {}), not retrying: {}",
+                    reply.conversation_id,
+                    attempt,
+                    detail,
+                )
+                return DeliveryResult.failed(detail)
+            if len(parts) > 1:
+                await self._sent.save(message.id, reply.conversation_id, index + 1)
+        if len(parts) > 1:
+            await self._sent.done(message.id)
+        return DeliveryResult.delivered(f"{len(parts) - confirmed} message(s) sent")
+
+    @staticmethod
+    def _payload(reply: Reply, text: str) -> dict[str, Any]:
+        message = reply.in_reply_to
+        payload: dict[str, Any] = {"chat_id": int(message.chat_id or 0), "text": text}
+        thread = message.metadata.get("message_thread_id")
+        if thread is not None:
+            payload["message_thread_id"] = thread
+        return payload
