@@ -116,7 +116,18 @@ class SqliteConversationStore:
             ) from exc
 
     async def _connect(self) -> aiosqlite.Connection:
-        db = await aiosqlite.connect(self.path, isolation_level=None)
+        if self.path.exists() and not self.path.is_file():
+            raise PluginError(f"the conversation database {self.path} is not a regular file")
+        db = aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await db
+        except BaseException:
+            # aiosqlite 0.22 stops its worker thread without waiting when connecting
+            # fails; wait here, or the thread reports to a loop that may be closed by then.
+            worker = getattr(db, "_thread", None)
+            if worker is not None:
+                await asyncio.to_thread(worker.join, 2.0)
+            raise
         try:
             await db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         except BaseException:

@@ -92,9 +92,18 @@ async def test_a_corrupt_file_refuses_to_start_and_is_left_alone(tmp_path, garba
     assert path.read_bytes() == garbage, "the file must never be replaced"
 
 
-async def test_an_unreadable_path_refuses_to_start(tmp_path):
-    path = tmp_path / "checkpoints.db"
+def a_folder(path):
     path.mkdir()  # a folder where the file should be (root can read any file)
+
+
+def a_dangling_link(path):
+    path.symlink_to(path.parent / "missing" / "folder" / "x.db")  # sqlite cannot open it
+
+
+@pytest.mark.parametrize("make_unopenable", [a_folder, a_dangling_link])
+async def test_an_unopenable_path_refuses_to_start(tmp_path, make_unopenable):
+    path = tmp_path / "checkpoints.db"
+    make_unopenable(path)
     with pytest.raises(PluginError) as error:
         await SqliteConversationStore(path).open()
     assert str(path) in str(error.value)

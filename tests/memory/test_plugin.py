@@ -5,8 +5,10 @@ import asyncio
 import sqlite3
 
 import pytest
+from aiohttp import web
 
 from core import hookimpl
+from core.app import create_app
 from core.errors import PluginError
 from core.memory import InMemoryConversationStore
 from core.testing import ScriptedAgent, ask, gateway_of
@@ -194,13 +196,29 @@ async def test_without_a_ttl_nothing_is_purged(eneca_app):
     assert "purge" not in health["plugins"]["memory_sqlite"]
 
 
-async def test_a_corrupt_database_stops_start_up_naming_the_file(eneca_app, tmp_path):
+async def test_a_corrupt_database_stops_start_up_naming_the_file(tmp_path):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     path = data_dir / "checkpoints.db"
     path.write_bytes(b"definitely not sqlite " * 100)
+    config = tmp_path / "settings.toml"
+    config.touch()
+    # Started by hand: the eneca_app fixture's client leaks a session when start-up fails.
+    app = create_app(
+        config_file=config,
+        env_file=None,
+        overrides={
+            "core": {
+                "plugins": ["memory_sqlite"],
+                "data_dir": str(data_dir),
+                "log_dir": str(tmp_path / "logs"),
+            }
+        },
+    )
+    runner = web.AppRunner(app)
     with pytest.raises(PluginError) as error:
-        await eneca_app(plugins=["memory_sqlite"], agent=ScriptedAgent())
+        await runner.setup()
+    await app.cleanup()
     assert "memory_sqlite" in str(error.value) and str(path) in str(error.value)
     assert path.read_bytes() == b"definitely not sqlite " * 100
 
