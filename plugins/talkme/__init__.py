@@ -120,6 +120,7 @@ class TalkMePlugin:
         token = token_of(message)
         if token is None or self._api is None:
             return
+        gateway.redactor.add(token)  # replayed after a restart: not seen by the webhook
         task = asyncio.create_task(self._show_typing(token, message.conversation_id))
         tasks = self._typing.setdefault(message.conversation_id, set())
         tasks.add(task)
@@ -178,6 +179,7 @@ class TalkMePlugin:
             return None
         if self._sender is None:
             return DeliveryResult.retry("the talkme channel is not started")
+        gateway.redactor.add(token_of(reply.in_reply_to))
         return await self._sender.deliver(reply, attempt)
 
     # -- observers --------------------------------------------------------------------------

@@ -31,8 +31,9 @@ class TalkMeClient(_Lenient):
     client_id: ProviderId | None = Field(None, alias="clientId")
     login: ProviderId | None = None
     search_id: ProviderId | None = Field(None, alias="searchId")
-    name: StrictStr | None = None
-    phone: StrictStr | None = None
+    #: Not needed to answer: kept as sent, whatever their type, and never a reason to refuse.
+    name: Any = None
+    phone: Any = None
 
 
 class TalkMeText(_Lenient):
@@ -52,12 +53,8 @@ class TalkMeOriginalMessage(_Lenient):
     """The online-chat message as TalkMe stored it; its ``id`` is the provider message id."""
 
     id: ProviderId | None = None
-    dialog_id: ProviderId | None = Field(None, alias="dialogId")
-
-
-class TalkMeSite(_Lenient):
-    id: ProviderId | None = None
-    domain: StrictStr | None = None
+    #: Used as the message's ``chat_id`` when it is a string or a number; kept either way.
+    dialog_id: Any = Field(None, alias="dialogId")
 
 
 class TalkMeWebhook(_Lenient):
@@ -69,7 +66,8 @@ class TalkMeWebhook(_Lenient):
     client: TalkMeClient | None = None
     message: TalkMeText
     original_message: TalkMeOriginalMessage | None = Field(None, alias="originalOnlineChatMessage")
-    site: TalkMeSite | None = None
+    #: The site the widget runs on (``{"id", "domain"}``); kept as sent.
+    site: Any = None
 
     @field_validator("token")
     @classmethod
@@ -93,9 +91,10 @@ class TalkMeWebhook(_Lenient):
         return str(self.original_message.id)
 
     def dialog_id(self) -> str | None:
-        if self.original_message is None or self.original_message.dialog_id is None:
+        dialog = None if self.original_message is None else self.original_message.dialog_id
+        if isinstance(dialog, bool) or not isinstance(dialog, str | int) or not str(dialog):
             return None
-        return str(self.original_message.dialog_id)
+        return str(dialog)
 
     def to_message(self) -> Message:
         """The core message; raises ``ValueError`` when the visitor cannot be identified."""

@@ -232,6 +232,13 @@ async def test_a_failing_typing_call_is_not_retried(talkme_app, fake_talkme):
     assert fake_talkme.sent_texts() == ["ok"]
 
 
+async def test_when_the_agent_fails_the_visitor_gets_the_fallback_text(talkme_app, fake_talkme):
+    client = await talkme_app(ScriptedAgent(RuntimeError("model down")))
+    await client.post("/webhook/talkme", json=webhook_body("hi"))
+    fallback = gateway_of(client).settings.fallback_text
+    await fake_talkme.wait_until(lambda: fake_talkme.sent_texts() == [fallback])
+
+
 def async_equals(get, expected):
     """A condition for :func:`eventually`: ``await get() == expected``."""
 

@@ -146,7 +146,25 @@ BAD_BODIES = {
         {**webhook_body("hi"), "client": {"clientId": {"a": 1}}}
     ).encode(),
     "no visitor at all": dumps({"token": "tok-x", "message": {"text": "hi"}}).encode(),
+    "message id of a wrong type": dumps(
+        {**webhook_body("hi"), "originalOnlineChatMessage": {"id": [1]}}
+    ).encode(),
 }
+
+
+async def test_odd_types_in_fields_not_needed_to_answer_are_kept(talkme_app, fake_talkme):
+    agent = ScriptedAgent("ok")
+    client = await talkme_app(agent)
+    body = webhook_body("hi", site="example.com")
+    body["client"].update(name=None, phone=79991234567)
+    body["originalOnlineChatMessage"]["dialogId"] = {"odd": True}
+    resp = await client.post("/webhook/talkme", json=body)
+    assert resp.status == 200, await resp.text()
+    await fake_talkme.wait_until(lambda: fake_talkme.sent_texts() == ["ok"])
+    message = agent.requests[0].message
+    assert message.chat_id is None
+    assert message.metadata["talkme"]["client"]["phone"] == 79991234567
+    assert message.metadata["talkme"]["site"] == "example.com"
 
 
 @pytest.mark.parametrize("name", sorted(BAD_BODIES))
