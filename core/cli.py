@@ -121,6 +121,8 @@ def _serve(config: Any) -> int:
             host=config.core.host,
             port=config.core.port,
             shutdown_timeout=config.core.shutdown_grace_s,
+            # A client that hangs up cancels its handler, and so the agent's work for it.
+            handler_cancellation=True,
             access_log=None,
             print=lambda *_: None,
             loop=uvloop.new_event_loop() if uvloop else None,

@@ -184,6 +184,14 @@ class DurableQueue:
             )
             return False
 
+    async def withdraw(self, message_id: str) -> None:
+        """Forget an accepted message that could not be queued, so the provider's retry
+        is accepted again instead of being taken for a duplicate."""
+        async with self._write:
+            await self.db.execute(
+                "DELETE FROM inbox WHERE id = ? AND status = 'pending'", (message_id,)
+            )
+
     async def unanswered(self) -> list[Message]:
         """Accepted messages with no reply yet, in arrival order."""
         async with self.db.execute(

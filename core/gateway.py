@@ -120,12 +120,23 @@ class Gateway:
         Raises :class:`~core.errors.BusFullError` / ``BusClosedError`` when it cannot be
         taken. ``debounce_s`` answers a conversation's quick successive messages together.
         """
-        if durable:
-            if not await self.durable.accept(message):
-                logger.info("duplicate {} message {} ignored", message.channel, message.message_id)
-                return None
-            self._durable_ids.add(message.id)
-        return await self.bus.publish(message, debounce_s)
+        if not durable:
+            return await self.bus.publish(message, debounce_s)
+        # Shielded: a webhook handler cancelled by its client's disconnect must not leave
+        # a message kept in the inbox but never queued.
+        return await asyncio.shield(self._publish_durable(message, debounce_s))
+
+    async def _publish_durable(self, message: Message, debounce_s: float) -> ReplyHandle | None:
+        if not await self.durable.accept(message):
+            logger.info("duplicate {} message {} ignored", message.channel, message.message_id)
+            return None
+        self._durable_ids.add(message.id)
+        try:
+            return await self.bus.publish(message, debounce_s)
+        except BaseException:
+            self._durable_ids.discard(message.id)
+            await self.durable.withdraw(message.id)
+            raise
 
     async def clear_session(
         self, conversation_id: str | None = None, channel: str | None = None

@@ -160,3 +160,29 @@ async def test_an_undelivered_reply_is_delivered_after_a_restart_and_never_twice
     )
     await asyncio.sleep(0.2)
     assert again.attempts == []
+
+
+async def test_a_message_the_full_bus_refused_is_not_taken_for_a_duplicate_later(eneca_app):
+    import pytest
+
+    from core.errors import BusFullError
+
+    channel = FakeChannel()
+    agent = ScriptedAgent("ok", delay=0.2)
+    gateway = gateway_of(
+        await eneca_app(
+            agent=agent,
+            extra={"fake": channel},
+            settings={
+                "core": {**FAST_RETRIES, "bus_max_in_flight": 1, "bus_full_policy": "reject"}
+            },
+        )
+    )
+    await gateway.publish(_msg("first", "a", provider_id="1"), durable=True)
+    with pytest.raises(BusFullError):
+        await gateway.publish(_msg("second", "b", provider_id="2"), durable=True)
+    await wait_until(lambda: channel.delivered)
+    # The provider retries the refused message: it is accepted now, not ignored.
+    assert await gateway.publish(_msg("second", "b", provider_id="2"), durable=True)
+    await wait_until(lambda: len(channel.delivered) == 2)
+    assert (await gateway.durable.stats("fake"))["duplicates"] == 0
