@@ -1,0 +1,1 @@
+"""The gateway's benchmark: ``python benchmarks/run.py`` (see ``benchmarks/README.md``)."""
