@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from loguru import logger
@@ -19,6 +19,7 @@ from plugins.talkme.payload import (
     TalkMeWebhook,
     conversation_id_for,
     describe_payload,
+    token_of,
 )
 from plugins.talkme.schemas import SessionsCleared, TalkMeHealth, TalkMeStatsReport, WebhookAck
 from plugins.talkme.stats import health_report, stats_report
@@ -62,13 +63,16 @@ class TalkMeRoutes:
             "redelivered message (same originalOnlineChatMessage.id) answers 200 with "
             "duplicate=true and is not processed again. Any content type; the body must be "
             "JSON. When TALKME_WEBHOOK_SECRET is set, pass it as ?secret= or use "
-            "/webhook/talkme/{secret}; otherwise 403."
+            "/webhook/talkme/{secret}; otherwise 403. A visitor over RATE_LIMIT_PER_MINUTE "
+            "gets 429 with Retry-After."
         ),
     )
     async def webhook(self, request: web.Request) -> web.Response:
         self._check_secret(request)
         message = await self._parse(request)
-        self._gateway.redactor.add(self._token(message.metadata))
+        self._gateway.redactor.add(token_of(message))
+        # TalkMe posts every visitor from the same servers: limit per visitor, not per IP.
+        self._gateway.check_rate(message.conversation_id, "messages")
         counters = self._plugin.stats.counters
         try:
             handle = await self._gateway.publish(message, durable=True)
@@ -122,10 +126,6 @@ class TalkMeRoutes:
         counters.rejected += 1
         logger.warning("talkme webhook rejected ({}): {}", describe_payload(data), problem)
         raise ApiError(400, "invalid_payload", problem)
-
-    @staticmethod
-    def _token(metadata: Any) -> str | None:
-        return metadata.get(CHANNEL, {}).get("token")
 
     # -- channel state --------------------------------------------------------------------
 

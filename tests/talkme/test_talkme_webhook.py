@@ -342,3 +342,17 @@ async def test_tokens_never_appear_in_responses_or_logs(talkme_app, fake_talkme,
     log = read_log(tmp_path)
     assert log and TOKEN not in log
     assert ADMIN_KEY not in log
+
+
+async def test_a_visitor_over_the_rate_limit_gets_429_and_is_not_queued(talkme_app, fake_talkme):
+    agent = ScriptedAgent("ok")
+    client = await talkme_app(agent, core={"rate_limit_per_minute": 2})
+    statuses = []
+    for n in range(3):
+        body = webhook_body(f"m{n}", client_id="chatty", message_id=f"c{n}")
+        statuses.append((await client.post("/webhook/talkme", json=body)).status)
+    other = webhook_body("hi", client_id="calm", message_id="calm-1")
+    statuses.append((await client.post("/webhook/talkme", json=other)).status)
+    assert statuses == [200, 200, 429, 200]
+    await fake_talkme.wait_until(lambda: len(fake_talkme.sent_texts()) == 3)
+    assert (await gateway_of(client).durable.stats("talkme"))["received"] == 3
