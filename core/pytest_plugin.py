@@ -10,7 +10,8 @@ under the same plugin name, so using two of them at once is harmless:
 - ``pytest_plugins = ["core.testing"]`` in its rootdir ``conftest.py``;
 - ``pytest -p core.testing`` on the command line.
 
-It imports nothing but pytest, so projects that do not opt in pay nothing for it.
+Loading it imports only pytest and the light ``core`` package (no aiohttp, no gateway),
+so projects that do not opt in pay next to nothing for it.
 """
 
 from __future__ import annotations
