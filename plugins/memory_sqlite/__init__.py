@@ -49,6 +49,7 @@ class SqliteMemoryPlugin:
             max_messages=settings.max_messages,
             max_chars=settings.max_chars,
             busy_timeout_ms=settings.busy_timeout_ms,
+            check_on_open=settings.check_on_start,
         )
         try:
             await store.open()

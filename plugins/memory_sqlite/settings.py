@@ -29,6 +29,9 @@ class MemorySettings(PluginSettings):
     ttl_days: float | None = Field(None, ge=0)
     #: How often the purge runs when ``ttl_days`` is set.
     purge_interval_s: float = Field(3600.0, gt=0)
+    #: Check the whole file for damage at start-up (``PRAGMA quick_check``); turn off only
+    #: when a very large file makes start-up too slow.
+    check_on_start: bool = True
     #: How long a write waits for a lock held by another process before failing.
     busy_timeout_ms: int = Field(5000, ge=0)
 

@@ -92,6 +92,24 @@ async def test_a_corrupt_file_refuses_to_start_and_is_left_alone(tmp_path, garba
     assert path.read_bytes() == garbage, "the file must never be replaced"
 
 
+async def test_damage_inside_a_valid_looking_file_refuses_to_start(tmp_path):
+    path = tmp_path / "checkpoints.db"
+    async with SqliteConversationStore(path) as store:
+        for i in range(300):
+            await store.append(f"c{i % 7}", Turn("user", f"turn {i} " + "x" * 200))
+    with sqlite3.connect(path) as db:
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+    assert pages > 12
+    damaged = bytearray(path.read_bytes())
+    damaged[page_size * 3 : page_size * 12] = b"\x5a" * (page_size * 9)  # header intact
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(PluginError) as error:
+        await SqliteConversationStore(path).open()
+    assert str(path) in str(error.value) and "damaged" in str(error.value)
+    assert path.read_bytes() == bytes(damaged)
+
+
 def a_folder(path):
     path.mkdir()  # a folder where the file should be (root can read any file)
 
