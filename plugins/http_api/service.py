@@ -4,12 +4,13 @@ length limit, API-key checks and idempotent retries."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from core.auth import require_api_key
+from core.auth import presented_key, require_api_key
 from core.bus import ReplyHandle
 from core.errors import ApiError, BusClosedError, BusFullError
 from core.events import Message, Reply
@@ -35,8 +36,14 @@ class ChatService:
         )
 
     def authorize(self, request: web.Request, *, admin: bool = False) -> None:
-        """401/403 unless the request carries a valid key (open when no keys are set)."""
-        require_api_key(request, self.gateway.settings, admin=admin)
+        """429 when the caller's IP or key is over ``RATE_LIMIT_PER_MINUTE``; 401/403
+        unless the request carries a valid key (open when no keys are set)."""
+        gateway = self.gateway
+        gateway.check_rate(f"ip:{gateway.client_ip(request)}")
+        require_api_key(request, gateway.settings, admin=admin)
+        key = presented_key(request, gateway.settings.api_key_header)
+        if key is not None:
+            gateway.check_rate(f"key:{hashlib.sha256(key.encode()).hexdigest()[:16]}")
 
     def check_length(self, text: str, field: str) -> None:
         limit = self.settings.max_message_chars
