@@ -126,6 +126,7 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
         results = Results()
         pid = spec.get("server_pid")
         cpu_before = cpu_seconds(pid) if pid else 0.0
+        ns_before = cpu_ns(pid) if pid else 0
         started = time.perf_counter()
         await asyncio.gather(
             *(
@@ -135,12 +136,14 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
         )
         wall = time.perf_counter() - started
         cpu = (cpu_seconds(pid) - cpu_before) if pid else None
+        threads_cpu = (cpu_ns(pid) - ns_before) / 1e9 if pid else None
     return {
         "requests": len(results.latencies),
         "errors": results.errors + warmup.errors,
         "error_samples": results.error_samples + warmup.error_samples,
         "wall_s": wall,
         "server_cpu_s": cpu,
+        "server_threads_cpu_s": threads_cpu,
         "latencies": results.latencies,
         "first_chunks": results.first_chunks,
         "per_turn": results.per_turn,

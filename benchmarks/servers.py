@@ -148,15 +148,17 @@ def gateway(workdir: Path, plugins: str, upstream_url: str, **settings: str) -> 
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     env = base_env(
-        HOST="127.0.0.1",
-        PORT=str(port),
-        PLUGINS=plugins,
-        DATA_DIR=str(workdir / "data"),
-        LOG_DIR=str(workdir / "logs"),
-        LOG_LEVEL="WARNING",
-        OPENAI_BASE_URL=f"{upstream_url}/v1",
-        OPENAI_API_KEY="bench",
-        KNOWLEDGE_MODE="off",
-        **settings,
+        **{
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "PLUGINS": plugins,
+            "DATA_DIR": str(workdir / "data"),
+            "LOG_DIR": str(workdir / "logs"),
+            "LOG_LEVEL": "WARNING",
+            "OPENAI_BASE_URL": f"{upstream_url}/v1",
+            "OPENAI_API_KEY": "bench",
+            "KNOWLEDGE_MODE": "off",
+            **settings,
+        }
     )
     return Process("gateway", gateway_command(), env, workdir, port, workdir / "gateway.log")
