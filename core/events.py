@@ -18,6 +18,16 @@ from typing import Any
 MERGED_IDS = "merged_message_ids"
 
 
+#: Metadata keys starting with this are the channel's own (a provider token, say): kept
+#: with the message in the inbox for delivery, never stored in conversation memory.
+PRIVATE_PREFIX = "_"
+
+
+def public_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """``metadata`` without the channel's private keys."""
+    return {k: v for k, v in metadata.items() if not k.startswith(PRIVATE_PREFIX)}
+
+
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(value or {}))
 
@@ -38,6 +48,7 @@ class Message:
     chat_id: str | None = None
     #: The provider's id for this message (TalkMe's message id, Telegram's update id).
     message_id: str | None = None
+    #: Anything else the channel knows; keys starting with ``_`` are private to it.
     metadata: Mapping[str, Any] = field(default_factory=dict)
     #: The channel wants chunks while the agent generates (SSE); a hint, not a promise.
     stream: bool = False

@@ -18,7 +18,14 @@ from core.agent import Agent, AgentRequest, Tool
 from core.bus import InProcessBus, MessageBus, ReplyHandle
 from core.delivery import DeliveryResult
 from core.durable import DurableQueue
-from core.events import MERGED_IDS, Message, Reply, ReplyError, SessionCleared
+from core.events import (
+    MERGED_IDS,
+    Message,
+    Reply,
+    ReplyError,
+    SessionCleared,
+    public_metadata,
+)
 from core.health import Check
 from core.logs import Redactor
 from core.memory import InMemoryConversationStore
@@ -228,7 +235,7 @@ class Gateway:
                 message.user_id,
                 message.message_id or message.id,
                 message.received_at,
-                message.metadata,
+                public_metadata(message.metadata),
             ),
         )
         await call_each(self.pm, "message_received", gateway=self, message=message)

@@ -6,7 +6,6 @@ Only ``token`` and ``message.text`` are required. Every other field, known or no
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
@@ -16,6 +15,8 @@ from core.events import Message
 CHANNEL = "talkme"
 #: Conversation ids of TalkMe visitors start with this, so they never collide with others.
 CONVERSATION_PREFIX = "talkme:"
+#: Metadata key of the X-Token; private to the channel (see core.events.PRIVATE_PREFIX).
+TOKEN_KEY = "_talkme_token"
 
 #: TalkMe sends some ids as numbers, some as strings.
 ProviderId = Annotated[StrictStr | StrictInt, Field(union_mode="left_to_right")]
@@ -111,7 +112,13 @@ class TalkMeWebhook(_Lenient):
             user_id=visitor,
             chat_id=self.dialog_id(),
             message_id=self.provider_message_id(),
-            metadata={CHANNEL: self.model_dump(mode="json", by_alias=True, exclude_none=True)},
+            metadata={
+                CHANNEL: self.model_dump(
+                    mode="json", by_alias=True, exclude_none=True, exclude={"token"}
+                ),
+                # Private (leading "_"): kept in the inbox to reply with, never in memory.
+                TOKEN_KEY: self.token,
+            },
         )
 
 
@@ -122,8 +129,7 @@ def conversation_id_for(visitor: str) -> str:
 
 def token_of(message: Message) -> str | None:
     """The X-Token a reply to ``message`` must carry (kept in its metadata)."""
-    data = message.metadata.get(CHANNEL)
-    token = data.get("token") if isinstance(data, Mapping) else None
+    token = message.metadata.get(TOKEN_KEY)
     return token if isinstance(token, str) and token else None
 
 

@@ -75,7 +75,9 @@ class TalkMeRoutes:
         self._gateway.check_rate(message.conversation_id, "messages")
         counters = self._plugin.stats.counters
         try:
-            handle = await self._gateway.publish(message, durable=True)
+            handle = await self._gateway.publish(
+                message, durable=True, debounce_s=self._plugin.settings.debounce_ms / 1000
+            )
         except (BusFullError, BusClosedError) as exc:
             raise ApiError(
                 503, "unavailable", f"cannot take the message now: {exc}", {"Retry-After": "5"}

@@ -32,6 +32,9 @@ class TalkMeSettings(PluginSettings):
     typing_ttl_s: int = Field(15, ge=0, le=60)
     #: How long the agent waits for the typing call before starting anyway.
     typing_wait_s: float = Field(0.5, ge=0, le=10)
+    #: Messages a visitor sends within this many milliseconds of each other are answered
+    #: together, as one; 0 answers each at once.
+    debounce_ms: int = Field(0, ge=0, le=60_000)
     #: Timeout of one call to the TalkMe API.
     request_timeout_s: float = Field(10.0, gt=0, le=300)
 

@@ -168,6 +168,7 @@ def test_the_payload_model_keeps_unknown_fields_and_names_the_visitor():
     message = payload.to_message()
     assert message.conversation_id == "talkme:77"
     assert message.message_id == "5" and message.chat_id == "6"
-    assert message.metadata["talkme"]["token"] == "tok"
+    assert message.metadata["_talkme_token"] == "tok"
+    assert "token" not in message.metadata["talkme"]
     assert message.metadata["talkme"]["new_field"] == [1, 2]
     assert message.metadata["talkme"]["client"]["extra"] == 1
