@@ -34,8 +34,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_configure(config: pytest.Config) -> None:
-    if config.getini(INI_KEY):
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> None:
+    # Before the conftest files are imported: they may import core.testing themselves, and
+    # a module imported before pytest registers it misses assertion rewriting.
+    if early_config.getini(INI_KEY):
         # Registered under its module name, exactly as ``pytest_plugins``/``-p`` would,
         # so a project that opts in twice still has one kit.
-        config.pluginmanager.import_plugin(KIT)
+        early_config.pluginmanager.import_plugin(KIT)

@@ -69,6 +69,8 @@ def test_without_opting_in_a_project_gets_no_kit(tmp_path):
     ("how", "ini_extra", "conftest", "args"),
     [
         ("ini key", "eneca_bot_kit = true", None, ()),
+        # a conftest importing the kit must not beat its registration (assert rewriting)
+        ("ini key, conftest imports", "eneca_bot_kit = true", "from core.testing import ask\n", ()),
         # (pytest_plugins alone is how this repository's own tests/conftest.py loads it)
         ("-p", "", None, ("-p", "core.testing")),
         (
@@ -81,6 +83,6 @@ def test_without_opting_in_a_project_gets_no_kit(tmp_path):
 )
 def test_a_project_that_opts_in_gets_the_kit(tmp_path, how, ini_extra, conftest, args):
     project = _project(tmp_path / "opted", USES_THE_KIT, ini_extra, conftest)
-    result = _pytest(project, *args)
+    result = _pytest(project, "-W", "error::pytest.PytestAssertRewriteWarning", *args)
     assert result.returncode == 0, f"{how}: {result.stdout}{result.stderr}"
     assert "1 passed" in result.stdout

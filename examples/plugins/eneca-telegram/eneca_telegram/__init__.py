@@ -134,8 +134,7 @@ class TelegramPlugin:
 
     @hookimpl
     async def session_cleared(self, gateway: Gateway, event: SessionCleared) -> None:
+        """Forget the delivery progress of a cleared Telegram conversation (or of all)."""
         if event.channel not in (None, CHANNEL) or self._sent is None:
-            return
-        if event.conversation_id is None and event.channel is None:
             return
         await self._sent.forget(event.conversation_id)
