@@ -19,6 +19,7 @@ from loguru import logger
 
 from core.agent import AgentRequest, ChunkSink, Tool
 from core.events import Message, Reply, ReplyError
+from plugins.agent_openai.client import create_chat
 from plugins.agent_openai.fallback import (
     EmptyReplyError,
     StreamCutError,
@@ -226,7 +227,7 @@ class OpenAIAgent:
         self, messages: list[dict[str, Any]], tools: Mapping[str, Tool]
     ) -> RoundResult:
         assert self.client is not None
-        completion = await self.client.chat.completions.create(**self._params(messages, tools))
+        completion = await create_chat(self.client, self._params(messages, tools))
         if not completion.choices:
             raise EmptyReplyError("the model returned no choices")
         answer = completion.choices[0].message
@@ -249,7 +250,7 @@ class OpenAIAgent:
         if self._stream_usage:
             params["stream_options"] = {"include_usage": True}
         try:
-            stream = await self.client.chat.completions.create(**params, stream=True)
+            stream = await create_chat(self.client, params, stream=True)
         except openai.BadRequestError as exc:
             if "stream_options" not in str(exc) or not self._stream_usage:
                 raise
@@ -257,7 +258,7 @@ class OpenAIAgent:
             logger.warning("the model server rejects stream_options; streaming without usage")
             self._stream_usage = False
             params.pop("stream_options")
-            stream = await self.client.chat.completions.create(**params, stream=True)
+            stream = await create_chat(self.client, params, stream=True)
         result = RoundResult()
         pieces: list[str] = []
         pending: dict[int, _PendingCall] = {}

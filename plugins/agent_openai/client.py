@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal, overload
+
 import openai
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from plugins.agent_openai.settings import OpenAIAgentSettings
 
@@ -18,4 +21,35 @@ def build_client(settings: OpenAIAgentSettings) -> openai.AsyncOpenAI:
         base_url=settings.openai_base_url or None,
         timeout=settings.openai_timeout_s,
         max_retries=settings.openai_max_retries,
+    )
+
+
+@overload
+async def create_chat(
+    client: openai.AsyncOpenAI, params: dict[str, Any], *, stream: Literal[False] = False
+) -> ChatCompletion: ...
+
+
+@overload
+async def create_chat(
+    client: openai.AsyncOpenAI, params: dict[str, Any], *, stream: Literal[True]
+) -> openai.AsyncStream[ChatCompletionChunk]: ...
+
+
+async def create_chat(
+    client: openai.AsyncOpenAI, params: dict[str, Any], *, stream: bool = False
+) -> ChatCompletion | openai.AsyncStream[ChatCompletionChunk]:
+    """``client.chat.completions.create(**params, stream=stream)`` without its parameter
+    transform, which walks every message against the SDK's TypedDicts (about 3 ms of CPU
+    per request with a 20-turn history, more than the rest of the gateway). ``params``
+    is plain JSON already, so it is posted as it is through the same client: auth,
+    retries, timeouts, errors and the parsed response types are unchanged."""
+    body = {**params, "stream": True} if stream else params
+    return await client.post(
+        "/chat/completions",
+        body=body,
+        cast_to=ChatCompletion,
+        options={"security": {"bearer_auth": True}},
+        stream=stream,
+        stream_cls=openai.AsyncStream[ChatCompletionChunk],
     )
