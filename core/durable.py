@@ -23,7 +23,7 @@ import aiosqlite
 from core.errors import PluginError
 from core.events import MERGED_IDS, Message, Reply, ReplyError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     next_attempt_at REAL NOT NULL,
     last_error TEXT,
     created_at REAL NOT NULL,
-    delivered_at REAL
+    delivered_at REAL,
+    progress TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(status, conversation_id, seq);
 CREATE TABLE IF NOT EXISTS duplicates (channel TEXT PRIMARY KEY, count INTEGER NOT NULL);
@@ -117,6 +118,7 @@ class PendingDelivery:
     seq: int
     reply: Reply
     attempts: int
+    progress: dict[str, Any]
 
 
 class DurableQueue:
@@ -146,6 +148,11 @@ class DurableQueue:
                 row = await cursor.fetchone()
             if row is None:
                 await self.db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            elif row[0] == 1:  # v2 keeps each reply's delivery progress on its outbox row
+                await self.db.execute(
+                    "ALTER TABLE outbox ADD COLUMN progress TEXT NOT NULL DEFAULT '{}'"
+                )
+                await self.db.execute("UPDATE schema_version SET version = 2")
             elif row[0] > SCHEMA_VERSION:
                 raise PluginError(
                     f"{self.path} has schema version {row[0]}, newer than this gateway's "
@@ -232,7 +239,7 @@ class DurableQueue:
     async def due(self, now: float, busy: set[str], limit: int = 64) -> list[PendingDelivery]:
         """The oldest pending reply of each conversation whose attempt time has come."""
         async with self.db.execute(
-            "SELECT o.seq, o.reply, o.attempts, i.message FROM outbox o"
+            "SELECT o.seq, o.reply, o.attempts, o.progress, i.message FROM outbox o"
             " JOIN inbox i ON i.id = o.message_id"
             " WHERE o.status = 'pending' AND o.seq = (SELECT MIN(seq) FROM outbox"
             "   WHERE conversation_id = o.conversation_id AND status = 'pending')"
@@ -241,11 +248,15 @@ class DurableQueue:
         ) as cursor:
             rows = await cursor.fetchall()
         result = []
-        for seq, reply_json, attempts, message_json in rows:
+        for seq, reply_json, attempts, progress, message_json in rows:
             message = message_from_json(message_json)
             if message.conversation_id in busy:
                 continue
-            result.append(PendingDelivery(seq, reply_from_json(reply_json, message), attempts))
+            result.append(
+                PendingDelivery(
+                    seq, reply_from_json(reply_json, message), attempts, json.loads(progress)
+                )
+            )
         return result[:limit]
 
     async def next_due_at(self) -> float | None:
@@ -254,6 +265,13 @@ class DurableQueue:
         ) as cursor:
             row = await cursor.fetchone()
         return row[0] if row else None
+
+    async def save_progress(self, seq: int, progress: dict[str, Any]) -> None:
+        """Record what a channel has already sent of one reply (committed at once)."""
+        await self.db.execute(
+            "UPDATE outbox SET progress = ? WHERE seq = ?",
+            (json.dumps(progress, ensure_ascii=False), seq),
+        )
 
     async def mark_delivered(self, seq: int, attempts: int) -> None:
         await self.db.execute(

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings
 
 from core.agent import Agent, AgentRequest, Tool
 from core.bus import InProcessBus, MessageBus, ReplyHandle
-from core.delivery import DeliveryResult
+from core.delivery import DeliveryProgress, DeliveryResult
 from core.durable import DurableQueue
 from core.events import (
     MERGED_IDS,
@@ -310,9 +310,16 @@ class Gateway:
             error=ReplyError(code, why),
         )
 
-    async def _deliver(self, reply: Reply, attempt: int) -> DeliveryResult | None:
+    async def _deliver(
+        self, reply: Reply, attempt: int, progress: DeliveryProgress
+    ) -> DeliveryResult | None:
         return await call_first(
-            self.pm, "deliver_reply", gateway=self, reply=reply, attempt=attempt
+            self.pm,
+            "deliver_reply",
+            gateway=self,
+            reply=reply,
+            attempt=attempt,
+            progress=progress,
         )
 
 

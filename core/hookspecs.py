@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from pydantic_settings import BaseSettings
 
     from core.agent import Agent, Tool
-    from core.delivery import DeliveryResult
+    from core.delivery import DeliveryProgress, DeliveryResult
     from core.events import Message, Reply, SessionCleared
     from core.gateway import Gateway
     from core.health import Check
@@ -196,7 +196,9 @@ def session_cleared(gateway: Gateway, event: SessionCleared) -> None:
 
 
 @hookspec(firstresult=True)
-def deliver_reply(gateway: Gateway, reply: Reply, attempt: int) -> DeliveryResult | None:
+def deliver_reply(
+    gateway: Gateway, reply: Reply, attempt: int, progress: DeliveryProgress
+) -> DeliveryResult | None:
     """Send one reply of a durable channel to its provider. Stops at the first non-None.
 
     Called by the gateway's outbox for replies to messages published with
@@ -204,7 +206,10 @@ def deliver_reply(gateway: Gateway, reply: Reply, attempt: int) -> DeliveryResul
     Return ``None`` when ``reply.channel`` is not yours. The outbox retries a
     ``DeliveryResult.retry(...)`` with backoff (honouring its ``retry_after``), gives up on
     ``DeliveryResult.failed(...)``, and never sends a ``DeliveryResult.delivered()`` reply
-    again, also across restarts. May be ``async``.
+    again, also across restarts. When one reply takes several provider calls (parts of a
+    long text, a "finish"), record each confirmed call with ``await progress.save(...)``
+    and, on a retry, resume after what ``progress.get(...)`` says was sent: the state is
+    kept on the reply's outbox row, so nothing confirmed is sent twice. May be ``async``.
 
     :return: a :class:`core.delivery.DeliveryResult`, or ``None``.
     """

@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable
 
 from loguru import logger
 
-from core.delivery import DeliveryResult
+from core.delivery import DeliveryProgress, DeliveryResult
 from core.durable import DurableQueue, PendingDelivery
 from core.events import Reply
 
-Deliver = Callable[[Reply, int], Awaitable[DeliveryResult | None]]
+Deliver = Callable[[Reply, int, DeliveryProgress], Awaitable[DeliveryResult | None]]
 
 
 class Outbox:
@@ -101,7 +101,10 @@ class Outbox:
         attempts = item.attempts + 1
         try:
             try:
-                result = await self._deliver(reply, attempts)
+                progress = DeliveryProgress(
+                    item.progress, lambda state: self._queue.save_progress(item.seq, state)
+                )
+                result = await self._deliver(reply, attempts, progress)
             except Exception as exc:
                 logger.opt(exception=exc).error(
                     "deliver_reply raised for {} conversation {}",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,14 +20,13 @@ from loguru import logger
 
 from core import hookimpl
 from core.agent import Tool, ToolResult
-from core.delivery import DeliveryResult
+from core.delivery import DeliveryProgress, DeliveryResult
 from core.events import Message, Reply, SessionCleared
 from core.gateway import Gateway
 from core.health import Check
 from plugins.talkme.api import TYPING, TalkMeApi
 from plugins.talkme.delivery import HANDOVER, ReplySender
 from plugins.talkme.payload import CHANNEL, token_of
-from plugins.talkme.progress import DeliveryProgress
 from plugins.talkme.routes import TalkMeRoutes
 from plugins.talkme.settings import TalkMeSettings
 from plugins.talkme.stats import TalkMeStats, health_report
@@ -50,7 +48,6 @@ class TalkMePlugin:
         self._settings: TalkMeSettings | None = None
         self._session: aiohttp.ClientSession | None = None
         self._api: TalkMeApi | None = None
-        self._progress: DeliveryProgress | None = None
         self._sender: ReplySender | None = None
         self._typing: dict[str, set[asyncio.Task[None]]] = {}
 
@@ -80,14 +77,12 @@ class TalkMePlugin:
             )
         if settings.test_mode:
             logger.warning("TALKME_TEST_MODE is on: nothing will be sent to TalkMe")
-        self._progress = DeliveryProgress(Path(gateway.settings.data_dir) / "talkme.db")
-        await self._progress.open()
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.request_timeout_s),
             headers={"User-Agent": f"eneca-bot/{gateway.version}"},
         )
         self._api = TalkMeApi(settings.api_url, self._session, settings.request_timeout_s)
-        self._sender = ReplySender(settings, self._api, self._progress, self.stats)
+        self._sender = ReplySender(settings, self._api, self.stats)
         try:
             yield
         finally:
@@ -97,7 +92,6 @@ class TalkMePlugin:
             await asyncio.gather(*tasks, return_exceptions=True)
             self._typing.clear()
             await self._session.close()
-            await self._progress.close()
 
     # -- while a message is answered ------------------------------------------------------
 
@@ -173,14 +167,14 @@ class TalkMePlugin:
 
     @hookimpl(trylast=True)
     async def deliver_reply(
-        self, gateway: Gateway, reply: Reply, attempt: int
+        self, gateway: Gateway, reply: Reply, attempt: int, progress: DeliveryProgress
     ) -> DeliveryResult | None:
         if reply.channel != CHANNEL:
             return None
         if self._sender is None:
             return DeliveryResult.retry("the talkme channel is not started")
         gateway.redactor.add(token_of(reply.in_reply_to))
-        return await self._sender.deliver(reply, attempt)
+        return await self._sender.deliver(reply, attempt, progress)
 
     # -- observers --------------------------------------------------------------------------
 
@@ -205,5 +199,3 @@ class TalkMePlugin:
             if event.conversation_id in (None, conversation_id):
                 for task in tasks:
                     task.cancel()
-        if self._progress is not None:
-            await self._progress.forget(event.conversation_id)

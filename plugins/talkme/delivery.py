@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from loguru import logger
 
-from core.delivery import DeliveryResult
+from core.delivery import DeliveryProgress, DeliveryResult
 from core.events import Reply
 from plugins.talkme.api import FINISH, SEND, ApiOutcome, TalkMeApi
 from plugins.talkme.payload import token_of
-from plugins.talkme.progress import DeliveryProgress, Progress
 from plugins.talkme.settings import TalkMeSettings
 from plugins.talkme.split import split_text
 from plugins.talkme.stats import TalkMeStats
@@ -29,19 +28,21 @@ class ReplySender:
         self,
         settings: TalkMeSettings,
         api: TalkMeApi | None,
-        progress: DeliveryProgress | None,
         stats: TalkMeStats,
     ) -> None:
         self._settings = settings
         self._api = api
-        self._progress = progress
         self._stats = stats
 
-    async def deliver(self, reply: Reply, attempt: int) -> DeliveryResult:
+    async def deliver(
+        self, reply: Reply, attempt: int, progress: DeliveryProgress
+    ) -> DeliveryResult:
+        """Send what is not sent yet; ``progress`` (kept by the core outbox) records how
+        many characters TalkMe confirmed and whether ``finish`` was, so a retry resumes."""
         handover = HANDOVER in reply.actions
         if self._settings.test_mode:
             return self._pretend(reply, handover)
-        assert self._api is not None and self._progress is not None, "talkme is not started"
+        assert self._api is not None, "talkme is not started"
         message = reply.in_reply_to
         token = token_of(message)
         if token is None:
@@ -51,9 +52,9 @@ class ReplySender:
                 reply.conversation_id,
             )
             return DeliveryResult.failed("the message carries no TalkMe token")
-        done = await self._progress.get(message.id)
+        sent_chars = progress.get("sent_chars", 0)
         sent_now = 0
-        for part in split_text(reply.text[done.sent_chars :], self._settings.max_message_chars):
+        for part in split_text(reply.text[sent_chars:], self._settings.max_message_chars):
             if part.strip():
                 outcome = await self._api.send(token, part)
                 self._stats.api.observe(outcome, SEND)
@@ -61,15 +62,14 @@ class ReplySender:
                     return self._failure(SEND, outcome, reply, attempt)
                 self._stats.counters.messages_sent += 1
                 sent_now += 1
-            done = Progress(done.sent_chars + len(part), done.finished)
-            await self._progress.save(message.id, reply.conversation_id, done)
-        if handover and not done.finished:
+            sent_chars += len(part)
+            await progress.save(sent_chars=sent_chars)
+        if handover and not progress.get("finished", False):
             outcome = await self._api.finish(token, self._settings.operator_code)
             self._stats.api.observe(outcome, FINISH)
             if not outcome.ok:
                 return self._failure(FINISH, outcome, reply, attempt)
-            done = Progress(done.sent_chars, True)
-            await self._progress.save(message.id, reply.conversation_id, done)
+            await progress.save(finished=True)
             self._stats.counters.handovers += 1
             logger.info("talkme conversation {} handed to an operator", reply.conversation_id)
         if not reply.text.strip() and not handover:

@@ -186,3 +186,57 @@ async def test_a_message_the_full_bus_refused_is_not_taken_for_a_duplicate_later
     assert await gateway.publish(_msg("second", "b", provider_id="2"), durable=True)
     await wait_until(lambda: len(channel.delivered) == 2)
     assert (await gateway.durable.stats("fake"))["duplicates"] == 0
+
+
+class SplittingChannel:
+    """Sends each reply as one provider call per word; ``fail_at`` fails calls once."""
+
+    def __init__(self, fail_at=()):
+        self.fail_at = set(fail_at)
+        self.calls: list[str] = []
+
+    @hookimpl
+    async def deliver_reply(self, reply, attempt, progress):
+        if reply.channel != "fake":
+            return None
+        words = reply.text.split()
+        for index in range(progress.get("sent", 0), len(words)):
+            if (reply.text, index) in self.fail_at:
+                self.fail_at.discard((reply.text, index))
+                return DeliveryResult.retry("provider hiccup")
+            self.calls.append(words[index])
+            await progress.save(sent=index + 1)
+        return DeliveryResult.delivered()
+
+
+async def test_a_retried_reply_resumes_after_the_parts_already_sent(eneca_app):
+    channel = SplittingChannel(fail_at={("one two three four", 2)})
+    gateway = gateway_of(await eneca_app(agent=ScriptedAgent("one two three four"),
+                                         extra={"fake": channel},
+                                         settings={"core": FAST_RETRIES}))
+    await gateway.publish(_msg("go", provider_id="p"), durable=True)
+    await wait_until(lambda: len(channel.calls) == 4)
+    await asyncio.sleep(0.05)
+    assert channel.calls == ["one", "two", "three", "four"]
+    stats = await gateway.durable.stats("fake")
+    assert (stats["delivered"], stats["retries"]) == (1, 1)
+
+
+async def test_delivery_progress_survives_a_restart(eneca_app, tmp_path):
+    data = tmp_path / "shared-data"
+    first = SplittingChannel(fail_at={("alpha beta gamma", 1)})
+    client = await eneca_app(agent=ScriptedAgent("alpha beta gamma"), data_dir=data,
+                             extra={"fake": first}, settings={"core": {
+                                 **FAST_RETRIES, "delivery_base_delay_s": 30,
+                                 "delivery_max_delay_s": 30}})
+    await gateway_of(client).publish(_msg("go", provider_id="p"), durable=True)
+    await wait_until(lambda: first.calls == ["alpha"])
+    await client.close()  # stopped while the retry of part 2 waits
+
+    second = SplittingChannel()
+    client = await eneca_app(agent=ScriptedAgent(), data_dir=data, extra={"fake": second},
+                             settings={"core": FAST_RETRIES})
+    # The retry is due in 30 s; make it due now, as if that time had passed.
+    await gateway_of(client).durable.db.execute("UPDATE outbox SET next_attempt_at = 0")
+    gateway_of(client).outbox.notify()
+    await wait_until(lambda: second.calls == ["beta", "gamma"])
