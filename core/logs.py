@@ -17,14 +17,26 @@ from loguru import logger
 
 MASK = "***"
 _MIN_SECRET_LEN = 4
+#: Up to this many secrets are matched with one compiled regex; past it, by a scan.
+_REGEX_LIMIT = 64
 
 
 class Redactor:
-    """Replaces every registered secret with ``***``."""
+    """Replaces every registered secret with ``***`` (the longest one first where they
+    overlap).
+
+    A few secrets (keys from the settings) are matched with one regex. Channels also add
+    a token per visitor, thousands of them: recompiling an alternation of all of them on
+    each add costs tens of milliseconds and matching it grows with their number, so past
+    :data:`_REGEX_LIMIT` secrets the text is scanned once, looking each position's first
+    characters up in a dict: adding is O(1), masking costs the same for any number.
+    """
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        #: Secrets by their first ``_MIN_SECRET_LEN`` characters, longest first.
+        self._by_head: dict[str, list[str]] = {}
         self._lock = threading.Lock()
 
     def add(self, *secrets: str | None) -> None:
@@ -32,12 +44,35 @@ class Redactor:
         if fresh:
             with self._lock:
                 self._secrets |= fresh
-                ordered = sorted(self._secrets, key=len, reverse=True)
-                self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+                for secret in fresh:  # copy on write: a reader never sees a list half-built
+                    same = self._by_head.get(secret[:_MIN_SECRET_LEN], [])
+                    ordered = sorted([*same, secret], key=len, reverse=True)
+                    self._by_head[secret[:_MIN_SECRET_LEN]] = ordered
+                if len(self._secrets) <= _REGEX_LIMIT:
+                    ordered = sorted(self._secrets, key=len, reverse=True)
+                    self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+                else:
+                    self._pattern = None
 
     def __call__(self, text: str) -> str:
         pattern = self._pattern
-        return text if pattern is None else pattern.sub(MASK, text)
+        if pattern is not None:
+            return pattern.sub(MASK, text)
+        by_head = self._by_head
+        if not by_head:
+            return text
+        pieces: list[str] = []
+        start = position = 0
+        last = len(text) - _MIN_SECRET_LEN
+        while position <= last:
+            for secret in by_head.get(text[position : position + _MIN_SECRET_LEN], ()):
+                if text.startswith(secret, position):
+                    pieces += (text[start:position], MASK)
+                    position = start = position + len(secret)
+                    break
+            else:
+                position += 1
+        return "".join([*pieces, text[start:]]) if pieces else text
 
     def patch(self, record: Any) -> None:
         record["message"] = self(record["message"])
