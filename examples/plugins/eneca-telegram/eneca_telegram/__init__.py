@@ -15,21 +15,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 from loguru import logger
 
 from core import hookimpl
-from core.delivery import DeliveryResult
-from core.events import Message, Reply, SessionCleared
+from core.delivery import DeliveryProgress, DeliveryResult
+from core.events import Message, Reply
 from core.gateway import Gateway
 from core.health import Check
 from eneca_telegram.api import SEND_CHAT_ACTION, BotApi
 from eneca_telegram.cli import add_commands
 from eneca_telegram.delivery import ReplySender
-from eneca_telegram.progress import SentParts
 from eneca_telegram.routes import WebhookRoutes
 from eneca_telegram.settings import TelegramSettings
 from eneca_telegram.update import CHANNEL
@@ -44,7 +42,6 @@ class TelegramPlugin:
     def __init__(self) -> None:
         self._api: BotApi | None = None
         self._sender: ReplySender | None = None
-        self._sent: SentParts | None = None
         self._settings: TelegramSettings | None = None
         self._typing: set[asyncio.Task[None]] = set()
 
@@ -72,14 +69,12 @@ class TelegramPlugin:
                 "TELEGRAM_WEBHOOK_SECRET is not set: anyone who knows the URL can post to "
                 "/webhook/telegram"
             )
-        self._sent = SentParts(Path(gateway.settings.data_dir) / "telegram.db")
-        await self._sent.open()
         session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.request_timeout_s),
             headers={"User-Agent": f"eneca-bot/{gateway.version}"},
         )
         self._api = BotApi(session, settings.api_url, token)
-        self._sender = ReplySender(self._api, self._sent, settings.max_message_chars)
+        self._sender = ReplySender(self._api, settings.max_message_chars)
         try:
             yield
         finally:
@@ -88,7 +83,6 @@ class TelegramPlugin:
             await asyncio.gather(*self._typing, return_exceptions=True)
             self._sender = self._api = None
             await session.close()
-            await self._sent.close()
 
     # -- while a message is answered ------------------------------------------------------
 
@@ -117,13 +111,13 @@ class TelegramPlugin:
 
     @hookimpl
     async def deliver_reply(
-        self, gateway: Gateway, reply: Reply, attempt: int
+        self, gateway: Gateway, reply: Reply, attempt: int, progress: DeliveryProgress
     ) -> DeliveryResult | None:
         if reply.channel != CHANNEL:
             return None
         if self._sender is None:
             return DeliveryResult.retry("the telegram channel is not started")
-        return await self._sender.deliver(reply, attempt)
+        return await self._sender.deliver(reply, attempt, progress)
 
     # -- observers --------------------------------------------------------------------------
 
@@ -131,10 +125,3 @@ class TelegramPlugin:
     async def health_check(self, gateway: Gateway) -> Check:
         figures = await gateway.durable.stats(CHANNEL)
         return Check(CHANNEL, self._api is not None, figures)
-
-    @hookimpl
-    async def session_cleared(self, gateway: Gateway, event: SessionCleared) -> None:
-        """Forget the delivery progress of a cleared Telegram conversation (or of all)."""
-        if event.channel not in (None, CHANNEL) or self._sent is None:
-            return
-        await self._sent.forget(event.conversation_id)

@@ -1,6 +1,7 @@
 """Delivering one reply to a Telegram chat: ``sendMessage`` per part, resuming after the
-parts Telegram already confirmed. The core outbox owns retries, backoff and persistence;
-this module makes the calls and says whether a failure is worth retrying."""
+parts Telegram already confirmed. The core outbox owns retries, backoff, persistence and
+the record of confirmed parts (``progress``); this module makes the calls and says whether
+a failure is worth retrying."""
 
 from __future__ import annotations
 
@@ -8,22 +9,22 @@ from typing import Any
 
 from loguru import logger
 
-from core.delivery import DeliveryResult
+from core.delivery import DeliveryProgress, DeliveryResult
 from core.events import Reply
 from eneca_telegram.api import SEND_MESSAGE, BotApi
-from eneca_telegram.progress import SentParts
 from eneca_telegram.split import split_text
 
 
 class ReplySender:
     """Sends replies of the ``telegram`` channel."""
 
-    def __init__(self, api: BotApi, sent: SentParts, max_chars: int) -> None:
+    def __init__(self, api: BotApi, max_chars: int) -> None:
         self._api = api
-        self._sent = sent
         self._max_chars = max_chars
 
-    async def deliver(self, reply: Reply, attempt: int) -> DeliveryResult:
+    async def deliver(
+        self, reply: Reply, attempt: int, progress: DeliveryProgress
+    ) -> DeliveryResult:
         message = reply.in_reply_to
         if message.chat_id is None:
             return DeliveryResult.failed("the message has no chat id to answer in")
@@ -31,7 +32,7 @@ class ReplySender:
         if not parts:
             logger.warning("telegram reply to {} is empty; nothing sent", reply.conversation_id)
             return DeliveryResult.delivered("empty reply: nothing sent")
-        confirmed = await self._sent.get(message.id)
+        confirmed = progress.get("parts_sent", 0)
         for index in range(confirmed, len(parts)):
             outcome = await self._api.call(SEND_MESSAGE, self._payload(reply, parts[index]))
             if not outcome.ok:
@@ -45,10 +46,7 @@ class ReplySender:
                     detail,
                 )
                 return DeliveryResult.failed(detail)
-            if len(parts) > 1:
-                await self._sent.save(message.id, reply.conversation_id, index + 1)
-        if len(parts) > 1:
-            await self._sent.done(message.id)
+            await progress.save(parts_sent=index + 1)
         return DeliveryResult.delivered(f"{len(parts) - confirmed} message(s) sent")
 
     @staticmethod
