@@ -67,7 +67,7 @@ def test(args: list[str]) -> int:
 
 
 def main() -> int:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs on whatever python3 is there
         print("dev.py: eneca-bot needs Python 3.11 or newer", file=sys.stderr)
         return 2
     command, *rest = sys.argv[1:] or ["serve"]

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from core.agent import AgentRequest, ChunkSink
 from core.app import create_app
@@ -228,15 +228,18 @@ AppFactory = Callable[..., Awaitable[TestClient]]
 
 
 @pytest.fixture
-async def eneca_app(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[AppFactory]:
+async def eneca_app(tmp_path: Path) -> AsyncIterator[AppFactory]:
     """Start the real gateway: ``client = await eneca_app(plugins=[...], agent=...)``.
 
     Arguments: ``plugins`` (names of installed plugins to enable; default none),
     ``extra`` (``{name: plugin object}`` registered as well, e.g. the plugin under test),
     ``agent`` / ``store`` (provided through the hooks ahead of built-ins), ``settings``
     (``{section: {key: value}}``, the highest config layer; ``core`` for the gateway's
-    own), ``data_dir``. Data and logs go to a fresh temporary folder.
+    own), ``data_dir``. Data and logs go to a fresh temporary folder. The server listens
+    on a real loopback port; every client is closed (the gateway shut down) at the end.
+    A start-up failure raises from ``await eneca_app(...)`` and leaves nothing open.
     """
+    clients: list[TestClient] = []
 
     async def make(
         plugins: Sequence[str] = (),
@@ -260,6 +263,15 @@ async def eneca_app(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[AppFac
         app = create_app(
             config_file=config_file, env_file=None, overrides=overrides, plugins=objects
         )
-        return await aiohttp_client(app)
+        client = TestClient(TestServer(app))
+        try:
+            await client.start_server()
+        except BaseException:
+            await client.close()
+            raise
+        clients.append(client)
+        return client
 
     yield make
+    for client in reversed(clients):
+        await client.close()
