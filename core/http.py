@@ -65,7 +65,9 @@ _STATUS_CODES = {
 }
 
 
-def _from_http_exception(exc: web.HTTPException) -> web.Response:
+def error_response(exc: web.HTTPException) -> web.Response:
+    """The JSON error response for an aiohttp ``HTTPException`` (404, 405, 413...), with
+    the headers that matter to a client kept (``Allow``, ``Retry-After``...)."""
     code = _STATUS_CODES.get(exc.status, "http_error")
     message = exc.reason
     if exc.status == 404:
@@ -96,7 +98,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            response = _from_http_exception(exc)
+            response = error_response(exc)
         except Exception as exc:
             logger.opt(exception=exc).error(
                 "unhandled error on {} {}: {}", request.method, request.path, type(exc).__name__
@@ -137,8 +139,8 @@ async def read_json(request: web.Request, *, require_json_type: bool = True) -> 
         return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_json", "the request body is not valid UTF-8") from None
-    except (json.JSONDecodeError, RecursionError) as exc:
-        message = getattr(exc, "msg", "too deeply nested")
+    except (ValueError, RecursionError) as exc:  # ValueError: also a number over 4300 digits
+        message = getattr(exc, "msg", "too deeply nested or a number too long")
         raise ApiError(
             400, "invalid_json", f"the request body is not valid JSON: {message}"
         ) from None

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from aiohttp import web
 
 from core.errors import ApiError
-from core.http import error_body, json_response
+from core.http import error_response
 from plugins.http_api.service import CORS_HEADERS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -20,11 +20,6 @@ Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS"
 EXPOSED_HEADERS = "X-Request-ID, Retry-After, Idempotent-Replayed"
 MAX_AGE_S = "600"
-_HTTP_ERRORS = {
-    404: ("not_found", "no such route"),
-    405: ("method_not_allowed", "Method Not Allowed"),
-    413: ("payload_too_large", "the request body is too large"),
-}
 
 
 def cors_middleware(origins: Iterable[str], api_key_header: str) -> Middleware:
@@ -78,9 +73,9 @@ def cors_middleware(origins: Iterable[str], api_key_header: str) -> Middleware:
             if exc.status < 400:
                 exc.headers.update(headers)
                 raise
-            code, message = _HTTP_ERRORS.get(exc.status, ("http_error", exc.reason))
-            kept = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
-            return json_response(error_body(code, message), exc.status, {**kept, **headers})
+            response = error_response(exc)  # the core's JSON error, with CORS headers
+            response.headers.update(headers)
+            return response
         if not response.prepared:
             response.headers.update(headers)
         return response
