@@ -22,7 +22,7 @@ from core.gateway import Gateway
 from core.health import Check
 from core.knowledge import Passage
 from plugins.agent_openai.agent import OpenAIAgent
-from plugins.agent_openai.client import build_client
+from plugins.agent_openai.client import build_client, public_url
 from plugins.agent_openai.commands import add_commands
 from plugins.agent_openai.knowledge import KnowledgeIndex
 from plugins.agent_openai.prompt import load_system_prompt
@@ -77,7 +77,9 @@ class OpenAIAgentPlugin:
             if settings.openai_api_key is not None:
                 gateway.redactor.add(settings.openai_api_key.get_secret_value())
             self.client = build_client(settings)
-            logger.info("agent: model {} at {}", settings.openai_model, str(self.client.base_url))
+            logger.info(
+                "agent: model {} at {}", settings.openai_model, public_url(self.client.base_url)
+            )
         else:
             logger.warning(
                 "no OPENAI_API_KEY or OPENAI_BASE_URL: answering from the knowledge base only"

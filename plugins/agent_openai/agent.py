@@ -19,7 +19,7 @@ from loguru import logger
 
 from core.agent import AgentRequest, ChunkSink, Tool
 from core.events import Message, Reply, ReplyError
-from plugins.agent_openai.client import create_chat
+from plugins.agent_openai.client import create_chat, public_url
 from plugins.agent_openai.fallback import (
     EmptyReplyError,
     StreamCutError,
@@ -126,7 +126,7 @@ class OpenAIAgent:
         return {
             "configured": self.client is not None,
             "model": self.settings.openai_model if self.client is not None else None,
-            "base_url": str(self.client.base_url) if self.client is not None else None,
+            "base_url": public_url(self.client.base_url) if self.client is not None else None,
             "knowledge_mode": self.settings.knowledge_mode,
             "requests": self.requests,
             "failures": self.failures,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, Literal, overload
+from urllib.parse import urlsplit, urlunsplit
 
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -53,3 +54,13 @@ async def create_chat(
         stream=stream,
         stream_cls=openai.AsyncStream[ChatCompletionChunk],
     )
+
+
+def public_url(url: object) -> str:
+    """``url`` without a ``user:password@`` part, for logs and /health."""
+    parts = urlsplit(str(url))
+    if parts.username is None and parts.password is None:
+        return str(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -257,3 +257,10 @@ async def test_a_server_without_stream_options_still_streams(agent_app, fake_ope
     _, reply = await stream(gateway_of(client), "hi")
     assert reply.text == "and again"
     assert ["stream_options" in body for body in fake_openai.requests] == [True, False, False]
+
+
+def test_credentials_in_the_base_url_are_not_shown():
+    from plugins.agent_openai.client import public_url
+
+    assert public_url("http://bob:s3cret@llm.local:8080/v1") == "http://llm.local:8080/v1"
+    assert public_url("https://api.openai.com/v1/") == "https://api.openai.com/v1/"
