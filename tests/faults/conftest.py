@@ -1,0 +1,32 @@
+"""Fixtures of the fault tests: a fake OpenAI that echoes, a fake TalkMe API, a work folder."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.fakes.openai_server import FakeOpenAI
+from tests.faults.clients import echo
+from tests.talkme.talkme_fake_api import FakeTalkMe
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[FakeOpenAI]:
+    """A fake OpenAI answering ``re: <the user's last message>``."""
+    fake = FakeOpenAI(default=echo())
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.close()
+
+
+@pytest.fixture
+async def talkme() -> AsyncIterator[FakeTalkMe]:
+    fake = FakeTalkMe()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
