@@ -16,6 +16,12 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: JSON-schema ``pattern`` of a string that ``str.strip()`` does not empty: one character
+#: outside Python's whitespace, spelt out because JSON schema's ``\s`` is another set.
+NOT_BLANK = (
+    "[^\\t-\\r\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000]"
+)
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 
 
@@ -27,7 +33,7 @@ class EndpointDoc:
     #: ``"none"``, ``"key"`` (needs a key when keys are set) or ``"admin"`` (always).
     auth: str = "key"
     tags: tuple[str, ...] = ()
-    query: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str | tuple[str, Mapping[str, Any]]] = field(default_factory=dict)
     content_type: str = "application/json"
     description: str = ""
 
@@ -39,7 +45,7 @@ def endpoint(
     responses: Mapping[int, type[BaseModel] | None] | None = None,
     auth: str = "key",
     tags: tuple[str, ...] = (),
-    query: Mapping[str, str] | None = None,
+    query: Mapping[str, str | tuple[str, Mapping[str, Any]]] | None = None,
     content_type: str = "application/json",
     description: str = "",
 ) -> Callable[[F], F]:
@@ -121,8 +127,9 @@ def build_document(app: web.Application, title: str, version: str) -> dict[str, 
                 "name": name,
                 "in": "query",
                 "required": False,
-                "schema": TypeAdapter(str).json_schema(),
-                "description": text,
+                # A value is a description, or (description, JSON schema) for a non-string.
+                "schema": text[1] if isinstance(text, tuple) else TypeAdapter(str).json_schema(),
+                "description": text[0] if isinstance(text, tuple) else text,
             }
             for name, text in doc.query.items()
         ]
