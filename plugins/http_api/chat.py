@@ -15,7 +15,7 @@ from core.events import Message
 from core.http import REQUEST_ID, dumps, read_json, validate
 from core.openapi import ErrorResponse, endpoint
 from plugins.http_api.idempotency import Produced
-from plugins.http_api.models import ChatRequest, ChatResponse, StreamEvent
+from plugins.http_api.models import ChatRequest, ChatResponse, StreamItem
 from plugins.http_api.service import CHANNEL, CORS_HEADERS, ChatService, error_detail
 
 
@@ -81,7 +81,7 @@ class ChatRoutes:
     @endpoint(
         "Send a message and stream the reply as Server-Sent Events",
         request=ChatRequest,
-        responses={200: StreamEvent, 503: ErrorResponse},
+        responses={200: StreamItem, 503: ErrorResponse},
         tags=("chat",),
         content_type="text/event-stream",
         description=(

@@ -13,7 +13,7 @@ from loguru import logger
 
 from core.http import dumps, json_response, read_json
 from core.openapi import endpoint
-from plugins.http_api.models import DebugEcho
+from plugins.http_api.models import DebugEcho, DebugRequest
 from plugins.http_api.service import ChatService
 
 MASK = "***"
@@ -29,7 +29,8 @@ def is_secret_name(name: str, api_key_header: str = "X-API-Key") -> bool:
 def mask_headers(headers: Mapping[str, str], api_key_header: str) -> dict[str, str]:
     """Headers with secret values replaced; ``Authorization`` keeps its scheme."""
     masked: dict[str, str] = {}
-    for name, value in headers.items():
+    for key, value in headers.items():
+        name = str(key)  # multidict's istr: orjson takes only plain str keys
         if name.lower() == "authorization" and " " in value:
             masked[name] = f"{value.split(' ', 1)[0]} {MASK}"
         elif is_secret_name(name, api_key_header):
@@ -57,6 +58,7 @@ class DebugRoutes:
 
     @endpoint(
         "Echo the request (secrets masked) and log it; for wiring up n8n",
+        request=DebugRequest,
         responses={200: DebugEcho},
         auth="admin",
         tags=("debug",),

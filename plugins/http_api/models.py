@@ -7,9 +7,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, RootModel, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Json,
+    RootModel,
+    StrictInt,
+    StringConstraints,
+)
 
-from core.openapi import ErrorDetail
+from core.openapi import NOT_BLANK, ErrorDetail
 
 
 def _normalise_id(value: Any) -> Any:
@@ -28,8 +37,12 @@ def _not_blank(value: Any) -> Any:
 
 
 IdText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-OptionalId = Annotated[IdText | None, BeforeValidator(_normalise_id)]
-MessageText = Annotated[str, BeforeValidator(_not_blank)]
+#: A string id, or an integer (made a string first, so the ``StrictInt`` branch only
+#: tells /openapi.json that numbers are accepted); an optional one may also be ``""``.
+Id = Annotated[IdText | StrictInt, BeforeValidator(_normalise_id)]
+OptionalId = Annotated[IdText | StrictInt | Literal[""] | None, BeforeValidator(_normalise_id)]
+#: Not blank; ``NOT_BLANK`` says so in /openapi.json (the validator answers the same).
+MessageText = Annotated[str, BeforeValidator(_not_blank), Field(min_length=1, pattern=NOT_BLANK)]
 
 
 class ChatRequest(BaseModel):
@@ -70,6 +83,16 @@ class StreamEvent(BaseModel):
     message: str | None = Field(None, description="error: what went wrong.")
 
 
+class StreamItem(BaseModel):
+    """One Server-Sent Event of ``/api/chat/stream`` as a client parses it: ``data`` is
+    a JSON :class:`StreamEvent` (ping comments are not events)."""
+
+    event: str | None = None
+    data: Json[StreamEvent]
+    id: str | None = None
+    retry: int | None = None
+
+
 class StoredMessage(BaseModel):
     """One stored turn of a thread."""
 
@@ -105,15 +128,44 @@ class DebugEcho(BaseModel):
     body: Any
 
 
+class DebugRequest(RootModel[Any]):
+    """Any JSON body: ``/api/debug`` echoes it."""
+
+
 class N8nChatRequest(BaseModel):
     """What the ``@n8n/chat`` widget posts."""
 
     model_config = ConfigDict(extra="ignore")
 
     action: Literal["sendMessage", "loadPreviousSession"]
-    sessionId: Annotated[IdText, BeforeValidator(_normalise_id)]  # the widget's field name
+    sessionId: Id  # the widget's field name
     chatInput: str | None = None  # the widget's field name
     metadata: dict[str, Any] | None = None
+
+
+class N8nSendMessage(BaseModel):
+    """``sendMessage``: ``chatInput`` is the user's text (not blank)."""
+
+    action: Literal["sendMessage"]
+    sessionId: Id
+    chatInput: Annotated[str, Field(min_length=1, pattern=NOT_BLANK)]
+    metadata: dict[str, Any] | None = None
+
+
+class N8nLoadPreviousSession(BaseModel):
+    """``loadPreviousSession``: the stored history of ``sessionId``."""
+
+    action: Literal["loadPreviousSession"]
+    sessionId: Id
+    chatInput: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class N8nChatRequestDoc(
+    RootModel[Annotated[N8nSendMessage | N8nLoadPreviousSession, Field(discriminator="action")]]
+):
+    """What ``/api/n8n/chat`` accepts, per action, for /openapi.json (the handler validates
+    with :class:`N8nChatRequest` and its own check of ``chatInput``; both agree)."""
 
 
 class N8nSendResponse(BaseModel):

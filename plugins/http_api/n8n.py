@@ -15,7 +15,7 @@ from core.events import Message
 from core.http import json_response, read_json, validate
 from core.openapi import ErrorResponse, endpoint
 from plugins.http_api.idempotency import Produced
-from plugins.http_api.models import N8nChatRequest, N8nChatResponse
+from plugins.http_api.models import N8nChatRequest, N8nChatRequestDoc, N8nChatResponse
 from plugins.http_api.service import CHANNEL, ChatService
 
 HISTORY_LIMIT = 1000
@@ -32,7 +32,7 @@ class N8nChatRoutes:
 
     @endpoint(
         "n8n chat widget (@n8n/chat): sendMessage and loadPreviousSession",
-        request=N8nChatRequest,
+        request=N8nChatRequestDoc,
         responses={200: N8nChatResponse, 503: ErrorResponse},
         tags=("n8n",),
         description=(

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from core.errors import ApiError
 from core.http import json_response
-from core.openapi import endpoint
+from core.openapi import ErrorResponse, endpoint
 from plugins.http_api.models import ThreadCleared, ThreadMessages
 from plugins.http_api.service import ChatService
 
@@ -48,9 +48,14 @@ class ThreadRoutes:
 
     @endpoint(
         "A thread's stored messages, oldest first",
-        responses={200: ThreadMessages},
+        responses={200: ThreadMessages, 422: ErrorResponse},
         tags=("threads",),
-        query={"limit": f"the newest N messages (1-{MAX_LIMIT}, default {DEFAULT_LIMIT})"},
+        query={
+            "limit": (
+                f"the newest N messages (1-{MAX_LIMIT}, default {DEFAULT_LIMIT})",
+                {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+            )
+        },
     )
     async def messages(self, request: web.Request) -> web.Response:
         self._service.authorize(request)
@@ -75,7 +80,7 @@ class ThreadRoutes:
 
     @endpoint(
         "Forget a thread (fires session_cleared)",
-        responses={200: ThreadCleared},
+        responses={200: ThreadCleared, 422: ErrorResponse},
         tags=("threads",),
     )
     async def clear(self, request: web.Request) -> web.Response:
