@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 from core.events import Message
+from core.openapi import NOT_BLANK
 
 CHANNEL = "talkme"
 #: Conversation ids of TalkMe visitors start with this, so they never collide with others.
@@ -37,10 +38,49 @@ class TalkMeClient(_Lenient):
     phone: Any = None
 
 
+#: In /openapi.json: a string with something other than whitespace (the validators
+#: below refuse the rest with their own messages).
+_NOT_BLANK_DOC = {"minLength": 1, "pattern": NOT_BLANK}
+#: An id that names the visitor: a number, or a string that is not blank.
+_VISITOR_ID_DOC = {"anyOf": [{"type": "string", "pattern": NOT_BLANK}, {"type": "integer"}]}
+#: In /openapi.json: what :meth:`TalkMeWebhook.to_message` needs to know the visitor.
+_VISITOR_REQUIRED_DOC = {
+    "anyOf": [
+        *(
+            {
+                "required": ["client"],
+                "properties": {
+                    "client": {
+                        "type": "object",
+                        "required": [name],
+                        "properties": {name: _VISITOR_ID_DOC},
+                    }
+                },
+            }
+            for name in ("clientId", "login", "searchId")
+        ),
+        {
+            "required": ["originalOnlineChatMessage"],
+            "properties": {
+                "originalOnlineChatMessage": {
+                    "type": "object",
+                    "required": ["dialogId"],
+                    "properties": {
+                        "dialogId": {
+                            "anyOf": [{"type": "string", "minLength": 1}, {"type": "integer"}]
+                        }
+                    },
+                }
+            },
+        },
+    ]
+}
+
+
 class TalkMeText(_Lenient):
     """The visitor's message."""
 
-    text: StrictStr
+    text: StrictStr = Field(json_schema_extra=_NOT_BLANK_DOC)
 
     @field_validator("text")
     @classmethod
@@ -61,8 +101,12 @@ class TalkMeOriginalMessage(_Lenient):
 class TalkMeWebhook(_Lenient):
     """One visitor message as TalkMe posts it to the bot's webhook."""
 
+    model_config = ConfigDict(json_schema_extra=_VISITOR_REQUIRED_DOC)
+
     token: StrictStr = Field(
-        min_length=1, description="Bot session token; sent back as X-Token on replies"
+        min_length=1,
+        description="Bot session token; sent back as X-Token on replies",
+        json_schema_extra={"pattern": NOT_BLANK},
     )
     client: TalkMeClient | None = None
     message: TalkMeText

@@ -13,7 +13,7 @@ from core.auth import require_api_key
 from core.errors import ApiError, BusClosedError, BusFullError
 from core.events import Message
 from core.http import describe_errors, json_response, read_json
-from core.openapi import endpoint
+from core.openapi import ErrorResponse, endpoint
 from plugins.talkme.payload import (
     CHANNEL,
     TalkMeWebhook,
@@ -158,7 +158,7 @@ class TalkMeRoutes:
 
     @endpoint(
         "Forget one TalkMe visitor's conversation and drop its undelivered replies (admin)",
-        responses={200: SessionsCleared},
+        responses={200: SessionsCleared, 400: ErrorResponse},
         auth="admin",
         tags=TAGS,
         description="user_id is the visitor id (clientId, login or searchId) or talkme:<id>.",
