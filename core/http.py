@@ -25,6 +25,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REQUEST_ID = "request_id"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 try:  # optional accelerator
     import orjson
@@ -136,7 +137,15 @@ async def read_json(request: web.Request, *, require_json_type: bool = True) -> 
     if not raw.strip():
         raise ApiError(400, "invalid_json", "the request body is empty; send a JSON object")
     try:
-        return json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"))
+        # "\ud800" alone is valid JSON but no text: it would fail every later encode.
+        if _SURROGATE_ESCAPE.search(raw):
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        return data
+    except UnicodeEncodeError:
+        raise ApiError(
+            400, "invalid_json", "the body has an unpaired \\uD800-\\uDFFF escape"
+        ) from None
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_json", "the request body is not valid UTF-8") from None
     except (ValueError, RecursionError) as exc:  # ValueError: also a number over 4300 digits
