@@ -157,8 +157,43 @@ def create_app(
         yield
         await gateway.stop()
 
-    app.cleanup_ctx.append(durable_queue)
-    for name, generator in reversed(call_each_sync(config.pm, "lifespan", gateway=gateway)):
-        app.cleanup_ctx.append(_lifespan_ctx(name, generator))
-    app.cleanup_ctx.append(running)
+    contexts = [
+        durable_queue,
+        *(
+            _lifespan_ctx(name, generator)
+            for name, generator in reversed(call_each_sync(config.pm, "lifespan", gateway=gateway))
+        ),
+        running,
+    ]
+    app.cleanup_ctx.append(_all_or_nothing(contexts))
     return app
+
+
+def _all_or_nothing(
+    contexts: list[Callable[[web.Application], AsyncIterator[None]]],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """One cleanup context entering ``contexts`` in order and leaving them in reverse.
+
+    When one fails to start, those already started are closed before the error goes on:
+    ``web.run_app`` runs start-up outside its clean-up, and an open database's thread would
+    otherwise keep the process alive after it printed the error.
+    """
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        started: list[AsyncIterator[None]] = []
+        try:
+            for context in contexts:
+                step = context(app).__aiter__()
+                await step.__anext__()
+                started.append(step)
+            yield
+        finally:
+            for step in reversed(started):
+                try:
+                    await step.__anext__()
+                except StopAsyncIteration:
+                    pass
+                except Exception as exc:
+                    logger.opt(exception=exc).error("shut-down step failed: {}", exc)
+
+    return ctx
