@@ -139,7 +139,16 @@ class DurableQueue:
     async def open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+            connection = aiosqlite.connect(self.path, isolation_level=None)
+            try:
+                self._db = await connection
+            except BaseException:
+                # aiosqlite stops its thread without waiting when connecting fails; wait,
+                # or the thread reports to a closed event loop (a traceback at exit).
+                worker = getattr(connection, "_thread", None)
+                if worker is not None:
+                    await asyncio.to_thread(worker.join, 2.0)
+                raise
             await self.db.execute("PRAGMA journal_mode=WAL")
             await self.db.execute("PRAGMA synchronous=NORMAL")
             await self.db.execute("PRAGMA busy_timeout=5000")
@@ -161,6 +170,9 @@ class DurableQueue:
         except (sqlite3.DatabaseError, OSError) as exc:
             await self.close()
             raise PluginError(f"cannot open the inbox/outbox database {self.path}: {exc}") from exc
+        except BaseException:  # a newer schema: close, or the open thread keeps us alive
+            await self.close()
+            raise
 
     async def close(self) -> None:
         if self._db is not None:
