@@ -7,6 +7,7 @@ also in the log line, never a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -19,6 +20,7 @@ from loguru import logger
 from pydantic import BaseModel, ValidationError
 
 from core.errors import ApiError
+from core.gateway import GATEWAY
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -133,7 +135,12 @@ async def read_json(request: web.Request, *, require_json_type: bool = True) -> 
                 "unsupported_media_type",
                 "send the body as JSON with Content-Type: application/json",
             )
-    raw = await request.read()
+    gateway = request.app.get(GATEWAY)
+    try:  # a client sending a byte a second must not hold a handler for ever
+        async with asyncio.timeout(gateway.settings.body_read_timeout_s if gateway else None):
+            raw = await request.read()
+    except TimeoutError:
+        raise ApiError(408, "request_timeout", "the request body took too long to arrive") from None
     if not raw.strip():
         raise ApiError(400, "invalid_json", "the request body is empty; send a JSON object")
     try:

@@ -118,6 +118,8 @@ class CoreSettings(PluginSettings):
     api_key_header: str = "X-API-Key"
     #: Largest request body any endpoint accepts (bytes).
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    #: Longest a client may take to send a request body (seconds); a slower one gets 408.
+    body_read_timeout_s: float = Field(30.0, gt=0)
     #: Messages accepted but not yet answered, over all conversations.
     bus_max_in_flight: int = Field(1000, ge=1)
     #: When the bus is full: ``wait`` up to ``bus_publish_timeout_s``, or ``reject`` at once.
