@@ -409,6 +409,7 @@ def run(
     users: int | None = None,
     turns: int | None = None,
     talkme_seconds: float | None = None,
+    talkme_rate: float = 200.0,
     workdir: Path | None = None,
 ) -> dict[str, Any]:
     """Run ``scenarios``; the whole report as a dict."""
@@ -438,7 +439,7 @@ def run(
                 from benchmarks.talkme import run_talkme
 
                 seconds = talkme_seconds or (5.0 if quick else 30.0)
-                result = run_talkme(seconds, place, rate=200.0, agent_s=2.0)
+                result = run_talkme(seconds, place, rate=talkme_rate, agent_s=2.0)
             else:
                 raise SystemExit(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
             result["elapsed_s"] = round(time.perf_counter() - started, 1)
@@ -487,6 +488,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, help="override the scenario's users")
     parser.add_argument("--turns", type=int, help="override the scenario's turns")
     parser.add_argument("--talkme-seconds", type=float, help="length of the TalkMe load")
+    parser.add_argument(
+        "--talkme-rate", type=float, default=200.0, help="webhooks a second (default 200)"
+    )
     parser.add_argument("--out", type=Path, help="also write the JSON report here")
     parser.add_argument("--keep", type=Path, help="keep data dirs and logs in this folder")
     args = parser.parse_args(argv)
@@ -497,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         users=args.users,
         turns=args.turns,
         talkme_seconds=args.talkme_seconds,
+        talkme_rate=args.talkme_rate,
         workdir=args.keep,
     )
     text = json.dumps(report, indent=1)
