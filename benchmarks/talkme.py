@@ -142,6 +142,12 @@ def run_talkme(seconds: float, workdir: Path, *, rate: float, agent_s: float) ->
         "summary": summary,
         "targets": [
             target("TalkMe webhook ack p99", summary["ack_p99_ms"], 20, "ms"),
-            target("TalkMe messages not delivered", float(total - delivered), 0, ""),
+            target("TalkMe webhooks refused (not acked 200)", float(len(failed)), 0, ""),
+            target(
+                "TalkMe acked messages not delivered",
+                float(total - len(failed) - delivered),
+                0,
+                "",
+            ),
         ],
     }
