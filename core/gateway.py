@@ -34,6 +34,7 @@ from core.outbox import Outbox
 from core.plugins import call_each, call_first
 from core.ratelimit import RateLimiter, client_ip, parse_networks
 from core.settings import CoreSettings
+from core.storage import StorageUnavailable, StorageWatch
 from core.store import ConversationStore, Turn
 
 S = TypeVar("S", bound=BaseSettings)
@@ -79,6 +80,11 @@ class Gateway:
         self._store: ConversationStore | None = None
         self._agent: Agent | None = None
         self._durable_ids: set[str] = set()
+        #: Failed writes (disk full...): 503s and a degraded /health until one succeeds.
+        self.storage = StorageWatch(on_recovered=self._resume_stalled)
+        #: Kept messages whose answer failed on storage; answered again once it recovers.
+        self._stalled: list[Message] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         self._running = False
 
     # -- what plugins use -----------------------------------------------------------------
@@ -134,7 +140,9 @@ class Gateway:
         return await asyncio.shield(self._publish_durable(message, debounce_s))
 
     async def _publish_durable(self, message: Message, debounce_s: float) -> ReplyHandle | None:
-        if not await self.durable.accept(message):
+        with self.storage.writing("keep the message"):
+            accepted = await self.durable.accept(message)
+        if not accepted:
             logger.info("duplicate {} message {} ignored", message.channel, message.message_id)
             return None
         self._durable_ids.add(message.id)
@@ -179,6 +187,8 @@ class Gateway:
             store_ok = False
             logger.warning("store health check failed: {}", exc)
         checks.append(Check("store", store_ok, {"backend": type(self.store).__name__}))
+        await self.storage.probe(Path(self.settings.data_dir))  # room again after a failure?
+        checks.append(self.storage.check())
         for plugin, result in await call_each(self.pm, "health_check", gateway=self):
             for check in result if isinstance(result, list | tuple) else [result]:
                 checks.append(
@@ -222,7 +232,26 @@ class Gateway:
 
     async def _answer(self, message: Message, handle: ReplyHandle) -> Reply:
         with logger.contextualize(conversation_id=message.conversation_id):
-            return await self._answer_in_context(message, handle)
+            try:
+                with self.storage.writing("store the conversation"):
+                    return await self._answer_in_context(message, handle)
+            except StorageUnavailable:
+                if message.id in self._durable_ids:  # kept (200 sent): answer it later
+                    self._stalled.append(message)
+                raise
+
+    def _resume_stalled(self) -> None:
+        stalled, self._stalled = self._stalled, []
+
+        async def republish() -> None:
+            for message in stalled:
+                await self.bus.publish(message)
+
+        if stalled and self._running:
+            logger.info("answering {} message(s) stalled by the storage failure", len(stalled))
+            task = asyncio.get_running_loop().create_task(republish())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _answer_in_context(self, message: Message, handle: ReplyHandle) -> Reply:
         store = self.store

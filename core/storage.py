@@ -1,0 +1,98 @@
+"""Storage failures at run time (disk full, read-only, I/O errors) made visible.
+
+A write the gateway cannot make becomes :class:`StorageUnavailable`, an HTTP 503 with
+``storage_unavailable`` (a webhook provider retries it; nothing is answered 200 that was not
+kept), and ``GET /health`` says ``degraded`` with the reason until a write succeeds again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from core.errors import ApiError
+from core.health import Check
+
+#: What a failing SQLite file or disk raises.
+STORAGE_ERRORS = (sqlite3.Error, OSError)
+#: Bytes the health probe writes: more than SQLite's free pages and WAL space could hide.
+PROBE_BYTES = 256 * 1024
+
+
+def describe(exc: BaseException) -> str:
+    """The reason without file paths (``/health`` is public)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+class StorageUnavailable(ApiError):
+    """A write failed: 503 with ``Retry-After``, the client should try again later."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            503,
+            "storage_unavailable",
+            f"the server cannot {what} right now (its storage is failing); retry later",
+            {"Retry-After": "5"},
+        )
+
+
+class StorageWatch:
+    """Remembers the first failed write until a write succeeds again."""
+
+    def __init__(self, on_recovered: Callable[[], None] | None = None) -> None:
+        self.failure: dict[str, Any] | None = None
+        self._on_recovered = on_recovered or (lambda: None)
+
+    @contextlib.contextmanager
+    def writing(self, what: str) -> Iterator[None]:
+        """Around one write: a storage error becomes :class:`StorageUnavailable`."""
+        try:
+            yield
+        except STORAGE_ERRORS as exc:
+            self.failed(what, exc)
+            raise StorageUnavailable(what) from exc
+        self.succeeded()
+
+    def failed(self, what: str, exc: BaseException) -> None:
+        if self.failure is None:
+            logger.error("storage failing: cannot {}: {}; answering 503 until writes work", what,
+                         describe(exc))  # fmt: skip
+            self.failure = {"error": f"cannot {what}: {describe(exc)}", "since": time.time()}
+        self.failure["failures"] = self.failure.get("failures", 0) + 1
+
+    def succeeded(self) -> None:
+        if self.failure is not None:
+            logger.info(
+                "storage writes work again after {:.1f}s", time.time() - self.failure["since"]
+            )
+            self.failure = None
+            self._on_recovered()
+
+    async def probe(self, directory: Path) -> None:
+        """While failing: does ``directory`` take a new file again? Then writes work."""
+        if self.failure is not None:
+            with contextlib.suppress(StorageUnavailable), self.writing("write"):
+                await asyncio.to_thread(_write_probe, directory / ".write-probe")
+
+    def check(self) -> Check:
+        return Check("storage", self.failure is None, self.failure or {})
+
+
+def _write_probe(path: Path) -> None:
+    try:
+        with path.open("wb") as handle:
+            handle.write(b"\0" * PROBE_BYTES)
+            handle.flush()
+            os.fsync(handle.fileno())
+    finally:
+        path.unlink(missing_ok=True)
