@@ -149,6 +149,12 @@ class DurableQueue:
                 if worker is not None:
                     await asyncio.to_thread(worker.join, 2.0)
                 raise
+            problems = [row[0] for row in await self.db.execute_fetchall("PRAGMA quick_check(5)")]
+            if problems != ["ok"]:  # stop rather than lose or resend what it holds
+                raise sqlite3.DatabaseError(
+                    f"it is damaged ({'; '.join(problems)}); it was not replaced: restore it, "
+                    "or move it away to start with an empty inbox and outbox"
+                )
             await self.db.execute("PRAGMA journal_mode=WAL")
             await self.db.execute("PRAGMA synchronous=NORMAL")
             await self.db.execute("PRAGMA busy_timeout=5000")
