@@ -37,6 +37,7 @@ class Outcome:
     error: str | None = None
     seconds: float = 0.0
     events: list[dict[str, Any]] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -57,6 +58,7 @@ async def chat(
             timeout=aiohttp.ClientTimeout(total=timeout),
         ) as response:
             outcome.status = response.status
+            outcome.headers = dict(response.headers)
             outcome.body = await response.json(content_type=None)
     except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
         outcome.error = type(exc).__name__
@@ -104,6 +106,7 @@ async def webhook(
             f"{url}/webhook/talkme", json=body, timeout=aiohttp.ClientTimeout(total=10)
         ) as response:
             outcome.status = response.status
+            outcome.headers = dict(response.headers)
             outcome.body = await response.json(content_type=None)
     except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
         outcome.error = type(exc).__name__
