@@ -21,6 +21,7 @@ from tests.fakes.openai_server import FakeOpenAI
 from tests.faults.clients import (
     chat,
     chat_stream,
+    echo,
     eventually,
     get_json,
     thread_messages,
@@ -174,3 +175,43 @@ async def run_disk_full_scenario(
         f"{streamed.body.get('code')!r}, /health degraded: {storage['error']!r}; "
         f"after freeing: healthy, all retried and stored once"
     )
+
+
+@pytest.mark.parametrize("force_limit", [False, True], ids=["tmpfs", "file-size-limit"])
+async def test_disk_full_while_a_kept_message_is_answered_it_is_answered_after_recovery(
+    tmp_path: Path, llm: FakeOpenAI, talkme: FakeTalkMe, force_limit: bool
+) -> None:
+    """The webhook got its 200 (the message is kept); the disk fills while the model thinks,
+    so its reply cannot be stored. Once writes work again it is answered, once."""
+    data_dir = tmp_path / "data"
+    llm.default = echo(stall_s=1.0)
+    with full_disk(data_dir, force_limit) as disk:
+        if force_limit is False and disk.kind != "tmpfs 4 MB filled to ENOSPC":
+            pytest.skip("mounting a tmpfs is refused here; the file-size-limit case covers it")
+        env = base_env(tmp_path, OPENAI_BASE_URL=llm.base_url, TALKME_API_URL=talkme.url)
+        server = ServeProcess(tmp_path, env)
+        disk.prepare(server)
+        await server.start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                kept = await webhook(session, server.url, "stalled", 7, "kept " + "ж" * 1500)
+                assert kept.status == 200, kept
+                await eventually(lambda: len(llm.requests) == 1, 5, "the model is asked")
+                disk.fill()
+                await asyncio.sleep(1.5)  # the reply exists now but could not be stored
+                status, health = await get_json(session, f"{server.url}/health")
+                assert status == 503, health
+                assert talkme.sent_texts() == []
+                llm.default = echo()
+                disk.free()
+                status, health = await get_json(session, f"{server.url}/health")
+                assert status == 200, health
+                await eventually(lambda: len(talkme.sent_texts()) == 1, 10, "answered after all")
+                await asyncio.sleep(0.3)
+                stored = await thread_messages(session, server.url, "talkme:stalled")
+        finally:
+            exit_code = await server.stop()
+        assert exit_code == 0, server.stderr()
+    assert talkme.sent_texts() == ["re: kept " + "ж" * 1500]
+    assert [m["role"] for m in stored] == ["user", "assistant"]
+    assert "answering 1 message(s) stalled by the storage failure" in server.stderr()
