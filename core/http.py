@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -26,6 +27,7 @@ M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REQUEST_ID = "request_id"
+CONVERSATION_ID = "conversation_id"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
@@ -116,7 +118,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             )
         if not response.prepared:
             response.headers["X-Request-ID"] = request_id
-        logger.info(
+        conversation = request.get(CONVERSATION_ID)
+        access = logger.bind(conversation_id=conversation) if conversation else logger
+        access.info(
             "{} {} {} {:.1f}ms",
             request.method,
             request.path,
@@ -124,6 +128,13 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             (time.perf_counter() - started) * 1000,
         )
         return response
+
+
+def bind_conversation(request: web.Request, conversation_id: str) -> AbstractContextManager[None]:
+    """``with bind_conversation(request, cid):`` once a handler knows the conversation:
+    its log lines, and the request's access line, carry ``conversation_id``."""
+    request[CONVERSATION_ID] = conversation_id
+    return logger.contextualize(conversation_id=conversation_id)
 
 
 async def read_json(request: web.Request, *, require_json_type: bool = True) -> Any:
