@@ -12,7 +12,7 @@ from loguru import logger
 
 from core.bus import ReplyHandle
 from core.events import Message
-from core.http import REQUEST_ID, dumps, read_json, validate
+from core.http import REQUEST_ID, bind_conversation, dumps, read_json, validate
 from core.openapi import ErrorResponse, endpoint
 from plugins.http_api.idempotency import Produced
 from plugins.http_api.models import ChatRequest, ChatResponse, StreamItem
@@ -62,21 +62,23 @@ class ChatRoutes:
         given = body.thread_id or body.chat_id
         thread = given or uuid.uuid4().hex
 
-        async def produce() -> Produced:
-            reply = await self._service.ask(self._message(body, thread))
-            answer = {
-                "response": reply.text,
-                "thread_id": thread,
-                "user_id": body.user_id,
-                "chat_id": body.chat_id,
-                "success": reply.success,
-                "error": error_detail(reply),
-            }
-            return answer, reply.success
+        with bind_conversation(request, thread):
 
-        return await self._service.respond_once(
-            request, "chat", given or "", (body.message, body.user_id), produce
-        )
+            async def produce() -> Produced:
+                reply = await self._service.ask(self._message(body, thread))
+                answer = {
+                    "response": reply.text,
+                    "thread_id": thread,
+                    "user_id": body.user_id,
+                    "chat_id": body.chat_id,
+                    "success": reply.success,
+                    "error": error_detail(reply),
+                }
+                return answer, reply.success
+
+            return await self._service.respond_once(
+                request, "chat", given or "", (body.message, body.user_id), produce
+            )
 
     @endpoint(
         "Send a message and stream the reply as Server-Sent Events",
@@ -94,43 +96,44 @@ class ChatRoutes:
     async def stream(self, request: web.Request) -> web.StreamResponse:
         body = await self._read(request)
         thread = body.thread_id or body.chat_id or uuid.uuid4().hex
-        handle = await self._service.publish(self._message(body, thread, stream=True))
-        response = EventSourceResponse(
-            headers=request.get(CORS_HEADERS),
-            ping_interval=self._service.settings.stream_ping_s,
-            allow_all_methods=True,
-        )
-        watcher: asyncio.Task[None] | None = None
-        try:
-            await response.prepare(request)
-            watcher = asyncio.create_task(_cancel_when_gone(response, handle))
-            await response.send(
-                dumps(
-                    {
-                        "type": "metadata",
-                        "thread_id": thread,
-                        "user_id": body.user_id,
-                        "chat_id": body.chat_id,
-                    }
-                )
+        with bind_conversation(request, thread):
+            handle = await self._service.publish(self._message(body, thread, stream=True))
+            response = EventSourceResponse(
+                headers=request.get(CORS_HEADERS),
+                ping_interval=self._service.settings.stream_ping_s,
+                allow_all_methods=True,
             )
-            async for delta in handle.chunks():
-                await response.send(dumps({"type": "chunk", "content": delta}))
-            final = await _final_event(handle, thread, request.get(REQUEST_ID, ""))
-            if final is not None:
-                await response.send(dumps(final))
-        except (ConnectionResetError, TimeoutError):
-            handle.cancel()
-            logger.info("stream client went away: reply on thread {} cancelled", thread)
-        except BaseException:
-            handle.cancel()
-            raise
-        finally:
-            if watcher is not None:
-                watcher.cancel()
-            if response.prepared:
-                response.stop_streaming()
-        return response
+            watcher: asyncio.Task[None] | None = None
+            try:
+                await response.prepare(request)
+                watcher = asyncio.create_task(_cancel_when_gone(response, handle))
+                await response.send(
+                    dumps(
+                        {
+                            "type": "metadata",
+                            "thread_id": thread,
+                            "user_id": body.user_id,
+                            "chat_id": body.chat_id,
+                        }
+                    )
+                )
+                async for delta in handle.chunks():
+                    await response.send(dumps({"type": "chunk", "content": delta}))
+                final = await _final_event(handle, thread, request.get(REQUEST_ID, ""))
+                if final is not None:
+                    await response.send(dumps(final))
+            except (ConnectionResetError, TimeoutError):
+                handle.cancel()
+                logger.info("stream client went away: reply on thread {} cancelled", thread)
+            except BaseException:
+                handle.cancel()
+                raise
+            finally:
+                if watcher is not None:
+                    watcher.cancel()
+                if response.prepared:
+                    response.stop_streaming()
+            return response
 
 
 async def _cancel_when_gone(response: EventSourceResponse, handle: ReplyHandle) -> None:

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from core.errors import ApiError
 from core.events import Message
-from core.http import json_response, read_json, validate
+from core.http import bind_conversation, json_response, read_json, validate
 from core.openapi import ErrorResponse, endpoint
 from plugins.http_api.idempotency import Produced
 from plugins.http_api.models import N8nChatRequest, N8nChatRequestDoc, N8nChatResponse
@@ -45,21 +45,22 @@ class N8nChatRoutes:
         service = self._service
         service.authorize(request)
         body = validate(N8nChatRequest, await read_json(request))
-        if body.action == "loadPreviousSession":
-            return json_response(await self._history(body.sessionId))
-        text = body.chatInput
-        if text is None or not text.strip():
-            raise ApiError(
-                422, "validation_error", "chatInput: a non-empty text is required to send"
-            )
-        service.check_length(text, "chatInput")
-        message = Message(body.sessionId, CHANNEL, text, metadata=body.metadata or {})
+        with bind_conversation(request, body.sessionId):
+            if body.action == "loadPreviousSession":
+                return json_response(await self._history(body.sessionId))
+            text = body.chatInput
+            if text is None or not text.strip():
+                raise ApiError(
+                    422, "validation_error", "chatInput: a non-empty text is required to send"
+                )
+            service.check_length(text, "chatInput")
+            message = Message(body.sessionId, CHANNEL, text, metadata=body.metadata or {})
 
-        async def produce() -> Produced:
-            reply = await service.ask(message)
-            return {"output": reply.text}, reply.success
+            async def produce() -> Produced:
+                reply = await service.ask(message)
+                return {"output": reply.text}, reply.success
 
-        return await service.respond_once(request, "n8n", body.sessionId, (text,), produce)
+            return await service.respond_once(request, "n8n", body.sessionId, (text,), produce)
 
     async def _history(self, session: str) -> dict[str, object]:
         turns = await self._service.gateway.store.history(session, limit=HISTORY_LIMIT)

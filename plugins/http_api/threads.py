@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from core.errors import ApiError
-from core.http import json_response
+from core.http import bind_conversation, json_response
 from core.openapi import ErrorResponse, endpoint
 from plugins.http_api.models import ThreadCleared, ThreadMessages
 from plugins.http_api.service import ChatService
@@ -60,23 +60,24 @@ class ThreadRoutes:
     async def messages(self, request: web.Request) -> web.Response:
         self._service.authorize(request)
         thread = thread_of(request)
-        turns = await self._service.gateway.store.history(thread, limit=limit_of(request))
-        return json_response(
-            {
-                "success": True,
-                "thread_id": thread,
-                "messages": [
-                    {
-                        "role": turn.role,
-                        "content": turn.text,
-                        "created_at": turn.created_at,
-                        "channel": turn.channel,
-                        "user_id": turn.user_id,
-                    }
-                    for turn in turns
-                ],
-            }
-        )
+        with bind_conversation(request, thread):
+            turns = await self._service.gateway.store.history(thread, limit=limit_of(request))
+            return json_response(
+                {
+                    "success": True,
+                    "thread_id": thread,
+                    "messages": [
+                        {
+                            "role": turn.role,
+                            "content": turn.text,
+                            "created_at": turn.created_at,
+                            "channel": turn.channel,
+                            "user_id": turn.user_id,
+                        }
+                        for turn in turns
+                    ],
+                }
+            )
 
     @endpoint(
         "Forget a thread (fires session_cleared)",
@@ -86,5 +87,6 @@ class ThreadRoutes:
     async def clear(self, request: web.Request) -> web.Response:
         self._service.authorize(request)
         thread = thread_of(request)
-        removed = await self._service.gateway.clear_session(thread)
-        return json_response({"success": True, "thread_id": thread, "removed": removed})
+        with bind_conversation(request, thread):
+            removed = await self._service.gateway.clear_session(thread)
+            return json_response({"success": True, "thread_id": thread, "removed": removed})

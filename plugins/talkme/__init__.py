@@ -174,7 +174,8 @@ class TalkMePlugin:
         if self._sender is None:
             return DeliveryResult.retry("the talkme channel is not started")
         gateway.redactor.add(token_of(reply.in_reply_to))
-        return await self._sender.deliver(reply, attempt, progress)
+        with logger.contextualize(conversation_id=reply.conversation_id):
+            return await self._sender.deliver(reply, attempt, progress)
 
     # -- observers --------------------------------------------------------------------------
 

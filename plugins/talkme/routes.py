@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from core.auth import require_api_key
 from core.errors import ApiError, BusClosedError, BusFullError
 from core.events import Message
-from core.http import describe_errors, json_response, read_json
+from core.http import bind_conversation, describe_errors, json_response, read_json
 from core.openapi import ErrorResponse, endpoint
 from plugins.talkme.payload import (
     CHANNEL,
@@ -70,6 +70,10 @@ class TalkMeRoutes:
     async def webhook(self, request: web.Request) -> web.Response:
         self._check_secret(request)
         message = await self._parse(request)
+        with bind_conversation(request, message.conversation_id):
+            return await self._accept(message)
+
+    async def _accept(self, message: Message) -> web.Response:
         self._gateway.redactor.add(token_of(message))
         # TalkMe posts every visitor from the same servers: limit per visitor, not per IP.
         self._gateway.check_rate(message.conversation_id, "messages")
@@ -169,8 +173,9 @@ class TalkMeRoutes:
         if not user_id:
             raise ApiError(400, "invalid_user_id", "user_id must not be empty")
         conversation_id = conversation_id_for(user_id)
-        removed = await self._gateway.clear_session(conversation_id, channel=CHANNEL)
-        logger.info("talkme conversation {} cleared ({} turns)", conversation_id, removed)
+        with bind_conversation(request, conversation_id):
+            removed = await self._gateway.clear_session(conversation_id, channel=CHANNEL)
+            logger.info("talkme conversation {} cleared ({} turns)", conversation_id, removed)
         return json_response(
             SessionsCleared(conversation_id=conversation_id, removed=removed).model_dump()
         )
