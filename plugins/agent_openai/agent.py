@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import openai
@@ -19,7 +18,7 @@ from loguru import logger
 
 from core.agent import AgentRequest, ChunkSink, Tool
 from core.events import Message, Reply, ReplyError
-from plugins.agent_openai.client import create_chat, public_url
+from plugins.agent_openai.client import create_chat, public_url, stream_chat
 from plugins.agent_openai.fallback import (
     EmptyReplyError,
     StreamCutError,
@@ -32,28 +31,12 @@ from plugins.agent_openai.prompt import chat_messages, with_context
 from plugins.agent_openai.settings import OpenAIAgentSettings
 from plugins.agent_openai.tools import (
     Search,
-    ToolCall,
     format_passages,
     knowledge_tool,
     run_tool_call,
     tool_specs,
 )
-
-
-@dataclass(slots=True)
-class RoundResult:
-    """What one request to the model produced."""
-
-    text: str = ""
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    usage: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _PendingCall:
-    id: str = ""
-    name: str = ""
-    arguments: str = ""
+from plugins.agent_openai.wire import RoundResult, StreamReader, completion_result
 
 
 class _ChunkCounter:
@@ -67,15 +50,6 @@ class _ChunkCounter:
         if text:
             self.sent += 1
             await self._sink(text)
-
-
-def _add_usage(total: dict[str, int], usage: Any) -> None:
-    if usage is None:
-        return
-    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
-        value = getattr(usage, key, None)
-        if isinstance(value, int):
-            total[key] = total.get(key, 0) + value
 
 
 class OpenAIAgent:
@@ -227,20 +201,7 @@ class OpenAIAgent:
         self, messages: list[dict[str, Any]], tools: Mapping[str, Tool]
     ) -> RoundResult:
         assert self.client is not None
-        completion = await create_chat(self.client, self._params(messages, tools))
-        if not completion.choices:
-            raise EmptyReplyError("the model returned no choices")
-        answer = completion.choices[0].message
-        result = RoundResult(text=answer.content or "")
-        for number, call in enumerate(answer.tool_calls or []):
-            function = getattr(call, "function", None)
-            if function is None:
-                continue
-            result.tool_calls.append(
-                ToolCall(call.id or f"call_{number}", function.name, function.arguments or "")
-            )
-        _add_usage(result.usage, completion.usage)
-        return result
+        return completion_result(await create_chat(self.client, self._params(messages, tools)))
 
     async def _stream_round(
         self, messages: list[dict[str, Any]], tools: Mapping[str, Tool], sink: _ChunkCounter
@@ -250,7 +211,7 @@ class OpenAIAgent:
         if self._stream_usage:
             params["stream_options"] = {"include_usage": True}
         try:
-            stream = await create_chat(self.client, params, stream=True)
+            stream = await stream_chat(self.client, params)
         except openai.BadRequestError as exc:
             if "stream_options" not in str(exc) or not self._stream_usage:
                 raise
@@ -258,44 +219,22 @@ class OpenAIAgent:
             logger.warning("the model server rejects stream_options; streaming without usage")
             self._stream_usage = False
             params.pop("stream_options")
-            stream = await create_chat(self.client, params, stream=True)
-        result = RoundResult()
-        pieces: list[str] = []
-        pending: dict[int, _PendingCall] = {}
-        finished = False
+            stream = await stream_chat(self.client, params)
+        reader = StreamReader()
         try:
             async for chunk in stream:
-                _add_usage(result.usage, chunk.usage)
-                for choice in chunk.choices[:1]:
-                    delta = choice.delta
-                    if delta is not None and delta.content:
-                        pieces.append(delta.content)
-                        await sink(delta.content)
-                    for part in (delta.tool_calls if delta is not None else None) or []:
-                        call = pending.setdefault(part.index, _PendingCall())
-                        if part.id:
-                            call.id = part.id
-                        if part.function is not None:
-                            if part.function.name and not call.name:
-                                call.name = part.function.name
-                            call.arguments += part.function.arguments or ""
-                    if choice.finish_reason:
-                        finished = True
+                text = reader.feed(chunk)
+                if text:
+                    await sink(text)
         except openai.APITimeoutError:
             raise
         except openai.APIConnectionError as exc:
             raise StreamCutError(str(exc)) from exc
         finally:
             await stream.close()
-        if not finished:
+        if not reader.finished:
             raise StreamCutError("the stream ended without a finish reason")
-        result.text = "".join(pieces)
-        result.tool_calls = [
-            ToolCall(call.id or f"call_{index}", call.name, call.arguments)
-            for index, call in sorted(pending.items())
-            if call.name
-        ]
-        return result
+        return reader.result()
 
     # -- without the model --------------------------------------------------------------
 

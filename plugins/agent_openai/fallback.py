@@ -24,6 +24,10 @@ class StreamCutError(Exception):
     """The model's stream ended or broke before it said it was finished."""
 
 
+class MalformedResponseError(ValueError):
+    """The model's JSON is not shaped like a chat completion (or a chunk of one)."""
+
+
 class EmptyReplyError(Exception):
     """The model answered with no text and no usable tool call."""
 
@@ -82,6 +86,7 @@ def classify(exc: BaseException) -> ReplyError:
         | openai.APIResponseValidationError
         | ValidationError
         | EmptyReplyError
+        | MalformedResponseError
         | openai.APIError,
     ):
         return ReplyError("llm_bad_response", "the language model sent a malformed response")
