@@ -8,6 +8,7 @@ import pytest
 
 from tests.fakes.openai_server import FakeOpenAI
 from tests.faults.clients import echo
+from tests.faults.serve_process import ServeProcess
 from tests.talkme.talkme_fake_api import FakeTalkMe
 
 
@@ -30,3 +31,11 @@ async def talkme() -> AsyncIterator[FakeTalkMe]:
         yield fake
     finally:
         await fake.stop()
+
+
+@pytest.fixture(autouse=True)
+async def no_server_left_running() -> AsyncIterator[None]:
+    """A test that fails half-way must not leave an ``eneca-bot serve`` behind."""
+    yield
+    while ServeProcess.spawned:
+        await ServeProcess.spawned.pop().kill()

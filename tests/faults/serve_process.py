@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
@@ -88,6 +88,9 @@ class ServeProcess:
         self.process: asyncio.subprocess.Process | None = None
         self.file_size_limit: int | None = None
 
+    #: Every process spawned, so a failed test's fixture can kill what it left running.
+    spawned: ClassVar[list[ServeProcess]] = []
+
     @property
     def pid(self) -> int:
         assert self.process is not None
@@ -112,6 +115,7 @@ class ServeProcess:
                 stderr=stderr,
                 preexec_fn=_no_file_size_signal(self.file_size_limit),
             )
+        ServeProcess.spawned.append(self)
 
     async def start(self, timeout: float = 20.0) -> None:
         """Spawn and wait until ``/health`` answers (200 or 503)."""
