@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from loguru import logger
 
-from core.errors import BusClosedError, BusFullError
+from core.errors import BusClosedError, BusFullError, EnecaError
 from core.events import MERGED_IDS, Message, Reply
 
 _END = object()
@@ -233,7 +233,8 @@ class InProcessBus:
             raise
         except Exception as exc:
             self.failed += 1
-            logger.opt(exception=exc).error(
+            # The gateway's own errors (storage unavailable...) are expected: one line.
+            logger.opt(exception=None if isinstance(exc, EnecaError) else exc).error(
                 "handler failed for conversation {}: {}", message.conversation_id, exc
             )
             for handle in handles:

@@ -16,6 +16,10 @@ from loguru import logger
 from core.delivery import DeliveryProgress, DeliveryResult
 from core.durable import DurableQueue, PendingDelivery
 from core.events import Reply
+from core.storage import STORAGE_ERRORS
+
+#: Pause of a conversation's deliveries while its bookkeeping cannot be written.
+STORAGE_RETRY_S = 5.0
 
 Deliver = Callable[[Reply, int, DeliveryProgress], Awaitable[DeliveryResult | None]]
 
@@ -41,6 +45,8 @@ class Outbox:
         self._wake = asyncio.Event()
         self._busy: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Outbox rows sent but not yet recorded as delivered (storage failing), by seq.
+        self._unrecorded: dict[int, int] = {}
         self._runner: asyncio.Task[None] | None = None
         self.sent = 0
         self.retries = 0
@@ -98,49 +104,69 @@ class Outbox:
 
     async def _attempt(self, item: PendingDelivery) -> None:
         reply = item.reply
-        attempts = item.attempts + 1
         try:
-            try:
-                progress = DeliveryProgress(
-                    item.progress, lambda state: self._queue.save_progress(item.seq, state)
-                )
-                result = await self._deliver(reply, attempts, progress)
-            except Exception as exc:
-                logger.opt(exception=exc).error(
-                    "deliver_reply raised for {} conversation {}",
-                    reply.channel,
-                    reply.conversation_id,
-                )
-                result = DeliveryResult.retry(f"{type(exc).__name__}: {exc}")
-            if result is None:
-                result = DeliveryResult.retry(f"no plugin delivers channel {reply.channel!r}")
-            final = result.outcome == "retry" and attempts >= self._max_attempts
-            self._observe(reply.channel, "failed" if final else result.outcome)
-            if result.outcome == "delivered":
-                await self._queue.mark_delivered(item.seq, attempts)
-                self.sent += 1
-            elif result.outcome == "failed" or attempts >= self._max_attempts:
-                await self._queue.mark_failed(item.seq, attempts, result.detail)
-                self.failures += 1
-                logger.error(
-                    "gave up delivering a {} reply to conversation {} after {} attempt(s): {}",
-                    reply.channel,
-                    reply.conversation_id,
-                    attempts,
-                    result.detail,
-                )
-            else:
-                delay = self.backoff(attempts, result.retry_after)
-                await self._queue.mark_retry(item.seq, attempts, time.time() + delay, result.detail)
-                self.retries += 1
-                logger.warning(
-                    "{} delivery to conversation {} failed (attempt {}): {}; retry in {:.1f}s",
-                    reply.channel,
-                    reply.conversation_id,
-                    attempts,
-                    result.detail,
-                    delay,
-                )
+            if item.seq in self._unrecorded:  # sent, but the database could not say so
+                await self._queue.mark_delivered(item.seq, self._unrecorded[item.seq])
+                del self._unrecorded[item.seq]
+                return
+            await self._send(item)
+        except STORAGE_ERRORS as exc:
+            # The outcome could not be written (disk full...). Keep this conversation
+            # busy for a while instead of retrying in a tight loop; a reply that went out
+            # is remembered so that it is recorded, not sent again, when writes work.
+            logger.error(
+                "outbox: cannot record a {} delivery for conversation {}: {}; "
+                "trying again in {:.0f}s", reply.channel, reply.conversation_id, exc,
+                STORAGE_RETRY_S,
+            )  # fmt: skip
+            await asyncio.sleep(STORAGE_RETRY_S)
         finally:
             self._busy.discard(reply.conversation_id)
             self._wake.set()
+
+    async def _send(self, item: PendingDelivery) -> None:
+        reply = item.reply
+        attempts = item.attempts + 1
+        try:
+            progress = DeliveryProgress(
+                item.progress, lambda state: self._queue.save_progress(item.seq, state)
+            )
+            result = await self._deliver(reply, attempts, progress)
+        except Exception as exc:
+            logger.opt(exception=exc).error(
+                "deliver_reply raised for {} conversation {}",
+                reply.channel,
+                reply.conversation_id,
+            )
+            result = DeliveryResult.retry(f"{type(exc).__name__}: {exc}")
+        if result is None:
+            result = DeliveryResult.retry(f"no plugin delivers channel {reply.channel!r}")
+        final = result.outcome == "retry" and attempts >= self._max_attempts
+        self._observe(reply.channel, "failed" if final else result.outcome)
+        if result.outcome == "delivered":
+            self.sent += 1
+            self._unrecorded[item.seq] = attempts
+            await self._queue.mark_delivered(item.seq, attempts)
+            del self._unrecorded[item.seq]
+        elif result.outcome == "failed" or attempts >= self._max_attempts:
+            await self._queue.mark_failed(item.seq, attempts, result.detail)
+            self.failures += 1
+            logger.error(
+                "gave up delivering a {} reply to conversation {} after {} attempt(s): {}",
+                reply.channel,
+                reply.conversation_id,
+                attempts,
+                result.detail,
+            )
+        else:
+            delay = self.backoff(attempts, result.retry_after)
+            await self._queue.mark_retry(item.seq, attempts, time.time() + delay, result.detail)
+            self.retries += 1
+            logger.warning(
+                "{} delivery to conversation {} failed (attempt {}): {}; retry in {:.1f}s",
+                reply.channel,
+                reply.conversation_id,
+                attempts,
+                result.detail,
+                delay,
+            )

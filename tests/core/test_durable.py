@@ -240,3 +240,33 @@ async def test_delivery_progress_survives_a_restart(eneca_app, tmp_path):
     await gateway_of(client).durable.db.execute("UPDATE outbox SET next_attempt_at = 0")
     gateway_of(client).outbox.notify()
     await wait_until(lambda: second.calls == ["beta", "gamma"])
+
+
+async def test_a_sent_reply_whose_record_failed_is_recorded_later_not_sent_again(
+    eneca_app, monkeypatch
+):
+    import sqlite3
+
+    import core.outbox
+
+    monkeypatch.setattr(core.outbox, "STORAGE_RETRY_S", 0.05)
+    channel = FakeChannel()
+    gateway = gateway_of(await eneca_app(agent=ScriptedAgent(), extra={"fake": channel},
+                                         settings={"core": FAST_RETRIES}))
+    real_mark = gateway.durable.mark_delivered
+    failures = []
+
+    async def disk_full_once(seq, attempts):
+        if not failures:
+            failures.append(seq)
+            raise sqlite3.OperationalError("database or disk is full")
+        await real_mark(seq, attempts)
+
+    monkeypatch.setattr(gateway.durable, "mark_delivered", disk_full_once)
+    await gateway.publish(_msg("once", provider_id="o"), durable=True)
+    await wait_until(lambda: failures)
+    await wait_until(lambda: gateway.outbox.in_progress == 0)
+    await asyncio.sleep(0.2)
+    assert channel.delivered == ["echo: once"]
+    stats = await gateway.durable.stats("fake")
+    assert (stats["delivered"], stats["pending_deliveries"]) == (1, 0)
