@@ -31,16 +31,22 @@ CONVERSATION_ID = "conversation_id"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
+
+def _json_dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 try:  # optional accelerator
     import orjson
 
     def dumps(value: Any) -> str:
-        return orjson.dumps(value).decode()
+        try:
+            return orjson.dumps(value).decode()
+        except TypeError:  # past orjson's 255 levels, or a str subclass as a key
+            return _json_dumps(value)
 
 except ImportError:  # pragma: no cover - depends on the environment
-
-    def dumps(value: Any) -> str:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    dumps = _json_dumps
 
 
 def json_response(
