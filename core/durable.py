@@ -217,6 +217,22 @@ class DurableQueue:
                 "DELETE FROM inbox WHERE id = ? AND status = 'pending'", (message_id,)
             )
 
+    async def purge(self, settled_before: float) -> int:
+        """Delete delivered, failed and dropped replies and their answered messages older
+        than ``settled_before``; pending work is never touched. A provider id whose row is
+        gone is no longer recognised as a duplicate."""
+        async with self._write:
+            outbox = await self.db.execute(
+                "DELETE FROM outbox WHERE status != 'pending' AND created_at < ?",
+                (settled_before,),
+            )
+            inbox = await self.db.execute(
+                "DELETE FROM inbox WHERE status = 'answered' AND received_at < ?"
+                " AND id NOT IN (SELECT message_id FROM outbox)",
+                (settled_before,),
+            )
+            return outbox.rowcount + inbox.rowcount
+
     async def unanswered(self) -> list[Message]:
         """Accepted messages with no reply yet, in arrival order."""
         async with self.db.execute(

@@ -85,6 +85,7 @@ class Gateway:
         #: Kept messages whose answer failed on storage; answered again once it recovers.
         self._stalled: list[Message] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._purger: asyncio.Task[None] | None = None
         self._running = False
 
     # -- what plugins use -----------------------------------------------------------------
@@ -221,9 +222,27 @@ class Gateway:
             await self.bus.publish(message)
         if pending:
             logger.info("answering {} message(s) accepted before the last stop", len(pending))
+        if self.settings.durable_retention_days > 0:
+            self._purger = asyncio.create_task(self._purge_settled(), name="durable-retention")
+
+    async def _purge_settled(self) -> None:
+        """Hourly: drop inbox/outbox rows settled longer than DURABLE_RETENTION_DAYS."""
+        while True:
+            cutoff = time.time() - self.settings.durable_retention_days * 86400
+            try:
+                removed = await self.durable.purge(cutoff)
+            except Exception as exc:  # storage trouble: try again next time
+                logger.warning("inbox/outbox retention could not run: {}", exc)
+            else:
+                if removed:
+                    logger.info("inbox/outbox retention removed {} settled row(s)", removed)
+            await asyncio.sleep(3600)
 
     async def stop(self) -> None:
         self._running = False
+        if self._purger is not None:
+            self._purger.cancel()
+            await asyncio.gather(self._purger, return_exceptions=True)
         figures = await self.bus.drain(self.settings.shutdown_grace_s)
         await self.outbox.stop(min(self.settings.shutdown_grace_s, 5.0))
         logger.info("bus drained: {}", figures)

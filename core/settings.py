@@ -135,6 +135,9 @@ class CoreSettings(PluginSettings):
     delivery_base_delay_s: float = Field(1.0, ge=0)
     #: Longest delay between two attempts (also caps a provider's Retry-After).
     delivery_max_delay_s: float = Field(60.0, ge=0)
+    #: Days delivered replies (and their messages, for duplicate detection) stay in the
+    #: inbox/outbox before they are purged; 0 keeps them forever.
+    durable_retention_days: float = Field(7.0, ge=0)
     #: Requests a minute per API key, per client IP and per visitor (0: no limit).
     rate_limit_per_minute: int = Field(0, ge=0)
     #: Proxies whose X-Forwarded-For is believed (addresses or networks, comma list).

@@ -211,9 +211,13 @@ class SplittingChannel:
 
 async def test_a_retried_reply_resumes_after_the_parts_already_sent(eneca_app):
     channel = SplittingChannel(fail_at={("one two three four", 2)})
-    gateway = gateway_of(await eneca_app(agent=ScriptedAgent("one two three four"),
-                                         extra={"fake": channel},
-                                         settings={"core": FAST_RETRIES}))
+    gateway = gateway_of(
+        await eneca_app(
+            agent=ScriptedAgent("one two three four"),
+            extra={"fake": channel},
+            settings={"core": FAST_RETRIES},
+        )
+    )
     await gateway.publish(_msg("go", provider_id="p"), durable=True)
     await wait_until(lambda: len(channel.calls) == 4)
     await asyncio.sleep(0.05)
@@ -225,17 +229,25 @@ async def test_a_retried_reply_resumes_after_the_parts_already_sent(eneca_app):
 async def test_delivery_progress_survives_a_restart(eneca_app, tmp_path):
     data = tmp_path / "shared-data"
     first = SplittingChannel(fail_at={("alpha beta gamma", 1)})
-    client = await eneca_app(agent=ScriptedAgent("alpha beta gamma"), data_dir=data,
-                             extra={"fake": first}, settings={"core": {
-                                 **FAST_RETRIES, "delivery_base_delay_s": 30,
-                                 "delivery_max_delay_s": 30}})
+    client = await eneca_app(
+        agent=ScriptedAgent("alpha beta gamma"),
+        data_dir=data,
+        extra={"fake": first},
+        settings={
+            "core": {**FAST_RETRIES, "delivery_base_delay_s": 30, "delivery_max_delay_s": 30}
+        },
+    )
     await gateway_of(client).publish(_msg("go", provider_id="p"), durable=True)
     await wait_until(lambda: first.calls == ["alpha"])
     await client.close()  # stopped while the retry of part 2 waits
 
     second = SplittingChannel()
-    client = await eneca_app(agent=ScriptedAgent(), data_dir=data, extra={"fake": second},
-                             settings={"core": FAST_RETRIES})
+    client = await eneca_app(
+        agent=ScriptedAgent(),
+        data_dir=data,
+        extra={"fake": second},
+        settings={"core": FAST_RETRIES},
+    )
     # The retry is due in 30 s; make it due now, as if that time had passed.
     await gateway_of(client).durable.db.execute("UPDATE outbox SET next_attempt_at = 0")
     gateway_of(client).outbox.notify()
@@ -251,8 +263,11 @@ async def test_a_sent_reply_whose_record_failed_is_recorded_later_not_sent_again
 
     monkeypatch.setattr(core.outbox, "STORAGE_RETRY_S", 0.05)
     channel = FakeChannel()
-    gateway = gateway_of(await eneca_app(agent=ScriptedAgent(), extra={"fake": channel},
-                                         settings={"core": FAST_RETRIES}))
+    gateway = gateway_of(
+        await eneca_app(
+            agent=ScriptedAgent(), extra={"fake": channel}, settings={"core": FAST_RETRIES}
+        )
+    )
     real_mark = gateway.durable.mark_delivered
     failures = []
 
@@ -270,3 +285,27 @@ async def test_a_sent_reply_whose_record_failed_is_recorded_later_not_sent_again
     assert channel.delivered == ["echo: once"]
     stats = await gateway.durable.stats("fake")
     assert (stats["delivered"], stats["pending_deliveries"]) == (1, 0)
+
+
+async def test_settled_rows_older_than_the_retention_are_purged_pending_work_is_kept(
+    eneca_app,
+):
+    import time
+
+    channel = FakeChannel([DeliveryResult.retry("down")] * 100)
+    gateway = gateway_of(
+        await eneca_app(
+            agent=ScriptedAgent(), extra={"fake": channel}, settings={"core": FAST_RETRIES}
+        )
+    )
+    await gateway.publish(_msg("stuck", "v1", provider_id="s"), durable=True)
+    await wait_until(lambda: channel.attempts)
+    channel.script = []
+    await gateway.publish(_msg("done", "v2", provider_id="d"), durable=True)
+    await wait_until(lambda: channel.delivered == ["echo: done"])
+    removed = await gateway.durable.purge(time.time() + 1)  # everything settled is "old"
+    assert removed == 2  # the delivered reply and its message
+    stats = await gateway.durable.stats("fake")
+    assert (stats["received"], stats["pending_deliveries"], stats["delivered"]) == (1, 1, 0)
+    # Within the retention the provider id is still a duplicate:
+    assert await gateway.publish(_msg("stuck", "v1", provider_id="s"), durable=True) is None
