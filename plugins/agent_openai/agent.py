@@ -26,6 +26,7 @@ from plugins.agent_openai.fallback import (
     classify,
     knowledge_answer,
     no_match_text,
+    refused_or_dropped,
 )
 from plugins.agent_openai.prompt import chat_messages, with_context
 from plugins.agent_openai.settings import OpenAIAgentSettings
@@ -226,7 +227,9 @@ class OpenAIAgent:
                 text = reader.feed(chunk)
                 if text:
                     await sink(text)
-        except openai.APITimeoutError:
+        except openai.APITimeoutError as exc:
+            if refused_or_dropped(exc):  # aiohttp's word for a cut connection
+                raise StreamCutError(str(exc)) from exc
             raise
         except openai.APIConnectionError as exc:
             raise StreamCutError(str(exc)) from exc

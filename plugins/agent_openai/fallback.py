@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Sequence
 
+import aiohttp
 import openai
 from pydantic import ValidationError
 
@@ -62,8 +63,23 @@ def best_passage(passages: Sequence[Passage]) -> Passage | None:
     return passages[0] if passages else None
 
 
+def refused_or_dropped(exc: BaseException) -> bool:
+    """The SDK's aiohttp transport reports a refused or dropped connection as a connect
+    *timeout*; its cause says what really happened."""
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(
+            cause, aiohttp.ServerTimeoutError | TimeoutError
+        ):
+            return True
+        cause = cause.__cause__
+    return False
+
+
 def classify(exc: BaseException) -> ReplyError:
     """The reply error code for a failure of the model (after the client's retries)."""
+    if isinstance(exc, openai.APITimeoutError) and refused_or_dropped(exc):
+        return ReplyError("llm_unavailable", "the language model is unavailable")
     if isinstance(exc, openai.APITimeoutError | TimeoutError):
         return ReplyError("llm_timeout", "the language model did not answer in time")
     if isinstance(exc, openai.RateLimitError):

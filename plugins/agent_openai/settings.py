@@ -31,6 +31,12 @@ class OpenAIAgentSettings(PluginSettings):
     openai_timeout_s: float = Field(30.0, gt=0)
     #: Retries of the ``openai`` client itself on timeouts, 429 and 5xx (with backoff).
     openai_max_retries: int = Field(2, ge=0, le=10)
+    #: HTTP transport of the ``openai`` client: ``aiohttp`` (the SDK's own
+    #: ``DefaultAioHttpClient``, C-parsed, about half the CPU per streamed token) or
+    #: ``httpx`` (the SDK's default).
+    openai_http_client: Literal["aiohttp", "httpx"] = "aiohttp"
+    #: Most connections open to the model server at once (requests beyond wait for one).
+    openai_max_connections: int = Field(1000, ge=1)
     openai_max_tokens: int | None = Field(None, ge=1)
     #: The system prompt; empty: read from ``system_prompt_file``.
     system_prompt: str | None = None
