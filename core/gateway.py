@@ -274,20 +274,24 @@ class Gateway:
 
     async def _answer_in_context(self, message: Message, handle: ReplyHandle) -> Reply:
         store = self.store
-        await store.append(
-            message.conversation_id,
-            Turn(
-                "user",
-                message.text,
-                message.channel,
-                message.user_id,
-                message.message_id or message.id,
-                message.received_at,
-                public_metadata(message.metadata),
-            ),
+        turn = Turn(
+            "user",
+            message.text,
+            message.channel,
+            message.user_id,
+            message.message_id or message.id,
+            message.received_at,
+            public_metadata(message.metadata),
         )
+        history: list[Turn] | None = None
+        # One step when the store offers it (core.store.AppendsWithHistory).
+        append_and_history = getattr(store, "append_and_history", None)
+        if self._agent is not None and append_and_history is not None:
+            history = await append_and_history(message.conversation_id, turn)
+        else:
+            await store.append(message.conversation_id, turn)
         await call_each(self.pm, "message_received", gateway=self, message=message)
-        reply = await self._run_agent(message, handle)
+        reply = await self._run_agent(message, handle, history)
         if reply.success:
             await store.append(
                 message.conversation_id,
@@ -309,10 +313,13 @@ class Gateway:
         await call_each(self.pm, "reply_ready", gateway=self, reply=reply)
         return reply
 
-    async def _run_agent(self, message: Message, handle: ReplyHandle) -> Reply:
+    async def _run_agent(
+        self, message: Message, handle: ReplyHandle, history: list[Turn] | None = None
+    ) -> Reply:
         if self._agent is None:
             return self._fallback(message, "no_agent", "no agent plugin is enabled")
-        history = await self.store.history(message.conversation_id)
+        if history is None:
+            history = await self.store.history(message.conversation_id)
         tools: list[Tool] = []
         for _, offered in await call_each(self.pm, "agent_tools", gateway=self, message=message):
             tools.extend(offered)

@@ -31,6 +31,16 @@ class InMemoryConversationStore:
         self._channel.setdefault(conversation_id, turn.channel)
         self._last[conversation_id] = time.time()
 
+    async def append_and_history(
+        self,
+        conversation_id: str,
+        turn: Turn,
+        limit: int | None = None,
+        max_chars: int | None = None,
+    ) -> list[Turn]:
+        await self.append(conversation_id, turn)
+        return await self.history(conversation_id, limit, max_chars)
+
     async def history(
         self, conversation_id: str, limit: int | None = None, max_chars: int | None = None
     ) -> list[Turn]:

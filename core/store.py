@@ -2,6 +2,10 @@
 
 The gateway appends the user turn before the agent runs and the assistant turn after a
 successful reply, and hands the agent the recent window. A store only stores.
+
+A store may also offer :class:`AppendsWithHistory`: the user turn's append and the read
+of the window as one call, which the gateway then uses on every message (for SQLite, one
+hand-off to the database thread instead of two). Stores without it keep working.
 """
 
 from __future__ import annotations
@@ -77,3 +81,19 @@ class ConversationStore(Protocol):
 
     async def ping(self) -> bool:
         """True when the store can be read and written right now."""
+
+
+@runtime_checkable
+class AppendsWithHistory(Protocol):
+    """Optional fast path of a :class:`ConversationStore` (not part of that protocol)."""
+
+    async def append_and_history(
+        self,
+        conversation_id: str,
+        turn: Turn,
+        limit: int | None = None,
+        max_chars: int | None = None,
+    ) -> list[Turn]:
+        """``append(conversation_id, turn)`` then ``history(conversation_id, limit,
+        max_chars)``, with the same results: the turn is stored (committed, for a
+        persistent store) before this returns, and the history includes it."""

@@ -6,7 +6,9 @@ second, query-only connection serves reads, so reading history never waits behin
 write. An append is one ``INSERT`` that commits on its own (a trigger counts the turn in
 ``conversations`` within the same statement): once ``append`` returns, the turn survives
 ``kill -9``. History is the newest ``N`` turns by ``seq`` through an index, so its cost does
-not grow with the conversation.
+not grow with the conversation. :meth:`~SqliteConversationStore.append_and_history` does
+the append and that read in one function on the writer's thread: one hand-off per message
+instead of two.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -31,6 +33,25 @@ from plugins.memory_sqlite.schema import check_ownership, migrate
 PURGE_BATCH = 500
 
 SqlText = str | bytes
+
+INSERT_TURN = (
+    "INSERT OR IGNORE INTO turns(conversation_id, role, text, channel, user_id,"
+    " message_id, created_at, stored_at, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SELECT_NEWEST = (
+    "SELECT role, text, channel, user_id, message_id, created_at, metadata FROM turns"
+    " WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?"
+)
+
+#: aiosqlite runs each connection's calls on one thread through ``Connection._execute``
+#: (private, but unchanged since aiosqlite 0.17). Without it (a future release), the
+#: combined append-and-read falls back to two calls.
+_CAN_RUN_ON_THREAD = callable(getattr(aiosqlite.Connection, "_execute", None))
+
+
+async def run_on_thread(db: aiosqlite.Connection, work: Callable[[sqlite3.Connection], Any]) -> Any:
+    """``work(connection)`` on ``db``'s own thread, queued after its pending calls."""
+    return await db._execute(lambda: work(db._conn))
 
 
 def to_sql(value: str) -> SqlText:
@@ -200,24 +221,9 @@ class SqliteConversationStore:
     async def append(self, conversation_id: str, turn: Turn) -> None:
         """Store ``turn``; committed when this returns. A replay (same conversation, role
         and ``message_id``) stores nothing."""
-        params = (
-            to_sql(conversation_id),
-            turn.role,
-            to_sql(turn.text),
-            to_sql(turn.channel),
-            _optional_to_sql(turn.user_id),
-            _optional_to_sql(turn.message_id),
-            turn.created_at,
-            time.time(),
-            to_sql(_metadata_json(turn.metadata)),
-        )
+        params = _turn_row(conversation_id, turn)
         async with self._write_lock:
-            await self.writer.execute(
-                "INSERT OR IGNORE INTO turns(conversation_id, role, text, channel, user_id,"
-                " message_id, created_at, stored_at, metadata)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                params,
-            )
+            await self.writer.execute(INSERT_TURN, params)
 
     async def history(
         self, conversation_id: str, limit: int | None = None, max_chars: int | None = None
@@ -229,29 +235,38 @@ class SqliteConversationStore:
         if limit is not None and limit <= 0:
             return []
         rows = await self._read(
-            "SELECT role, text, channel, user_id, message_id, created_at, metadata FROM turns"
-            " WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?",
-            (to_sql(conversation_id), -1 if limit is None else limit),
+            SELECT_NEWEST, (to_sql(conversation_id), -1 if limit is None else limit)
         )
-        newest_first: list[Turn] = []
-        used = 0
-        for role, text, channel, user_id, message_id, created_at, metadata in rows:
-            text = from_sql(text)
-            if max_chars is not None and newest_first and used + len(text) > max_chars:
-                break
-            used += len(text)
-            newest_first.append(
-                Turn(
-                    cast(Role, role),
-                    text,
-                    from_sql(channel),
-                    _optional_from_sql(user_id),
-                    _optional_from_sql(message_id),
-                    created_at,
-                    json.loads(from_sql(metadata)),
-                )
-            )
-        return newest_first[::-1]
+        return _turns(rows, max_chars)
+
+    async def append_and_history(
+        self,
+        conversation_id: str,
+        turn: Turn,
+        limit: int | None = None,
+        max_chars: int | None = None,
+    ) -> list[Turn]:
+        """:meth:`append` then :meth:`history`, as one function on the writer's thread.
+
+        The insert commits on its own before the read, exactly as :meth:`append` does;
+        the read runs on the writer connection, so it sees that turn with no snapshot
+        to go stale.
+        """
+        limit = self.max_messages if limit is None else limit
+        max_chars = self.max_chars if max_chars is None else max_chars
+        if not _CAN_RUN_ON_THREAD or (limit is not None and limit <= 0):
+            await self.append(conversation_id, turn)
+            return await self.history(conversation_id, limit, max_chars)
+        row = _turn_row(conversation_id, turn)
+        newest = (row[0], -1 if limit is None else limit)
+
+        def append_then_read(db: sqlite3.Connection) -> list[Any]:
+            db.execute(INSERT_TURN, row)
+            return db.execute(SELECT_NEWEST, newest).fetchall()
+
+        async with self._write_lock:
+            rows = await run_on_thread(self.writer, append_then_read)
+        return _turns(rows, max_chars)
 
     async def clear(self, conversation_id: str) -> int:
         """Forget one conversation; returns how many turns were removed."""
@@ -368,6 +383,45 @@ class SqliteConversationStore:
         async with db.execute(query) as cursor:
             row = await cursor.fetchone()
         return row[0] if row else None
+
+
+def _turn_row(conversation_id: str, turn: Turn) -> tuple[Any, ...]:
+    """The parameters of :data:`INSERT_TURN` for ``turn``."""
+    return (
+        to_sql(conversation_id),
+        turn.role,
+        to_sql(turn.text),
+        to_sql(turn.channel),
+        _optional_to_sql(turn.user_id),
+        _optional_to_sql(turn.message_id),
+        turn.created_at,
+        time.time(),
+        to_sql(_metadata_json(turn.metadata)),
+    )
+
+
+def _turns(rows: Sequence[Any], max_chars: int | None) -> list[Turn]:
+    """Rows of :data:`SELECT_NEWEST` (newest first) as turns, oldest first, within
+    ``max_chars`` (always the newest turn)."""
+    newest_first: list[Turn] = []
+    used = 0
+    for role, text, channel, user_id, message_id, created_at, metadata in rows:
+        text = from_sql(text)
+        if max_chars is not None and newest_first and used + len(text) > max_chars:
+            break
+        used += len(text)
+        newest_first.append(
+            Turn(
+                cast(Role, role),
+                text,
+                from_sql(channel),
+                _optional_from_sql(user_id),
+                _optional_from_sql(message_id),
+                created_at,
+                json.loads(from_sql(metadata)),
+            )
+        )
+    return newest_first[::-1]
 
 
 def _metadata_json(metadata: Mapping[str, Any]) -> str:

@@ -32,6 +32,13 @@ operations = st.lists(
         st.tuples(st.just("append"), conversation_ids, turns),
         st.tuples(st.just("append"), conversation_ids, turns),
         st.tuples(st.just("history"), conversation_ids, windows, st.none() | st.integers(-1, 30)),
+        st.tuples(
+            st.just("append_and_history"),
+            conversation_ids,
+            turns,
+            windows,
+            st.none() | st.integers(-1, 30),
+        ),
         st.tuples(st.just("clear"), conversation_ids),
         st.tuples(st.just("clear_channel"), channels),
         st.tuples(st.just("list"), st.none() | channels),
@@ -49,6 +56,9 @@ async def run(store, ops) -> list[object]:
         elif op == "history":
             cid, limit, max_chars = args
             answers.append(await store.history(cid, limit=limit, max_chars=max_chars))
+        elif op == "append_and_history":
+            cid, turn, limit, max_chars = args
+            answers.append(await store.append_and_history(cid, turn, limit, max_chars))
         elif op == "clear":
             answers.append(await store.clear(*args))
         elif op == "clear_channel":

@@ -189,3 +189,42 @@ async def test_a_closed_store_does_not_pass_ping(tmp_path):
     await opened.open()
     await opened.close()
     assert await opened.ping() is False
+
+
+async def test_append_and_history_is_append_then_history(store):
+    await store.append("c1", turn("one", message_id="m1"))
+    await store.append("c1", turn("ONE", role="assistant", message_id="m1"))
+    window = await store.append_and_history("c1", turn("two", message_id="m2"), limit=2)
+    assert [t.text for t in window] == ["ONE", "two"]
+    # A replay stores nothing and still returns the window.
+    again = await store.append_and_history("c1", turn("two", message_id="m2"))
+    assert [t.text for t in again] == ["one", "ONE", "two"]
+    window = await store.append_and_history("c1", turn("three"), max_chars=6)
+    assert [t.text for t in window] == ["three"]  # with "two" it would pass 6 characters
+    assert await texts(store, "c1") == ["one", "ONE", "two", "three"]
+
+
+async def test_append_and_history_commits_before_it_returns(store, tmp_path):
+    await store.append_and_history("c1", turn("kept"))
+    # Another connection (another process, after a crash) sees the turn at once.
+    async with SqliteConversationStore(tmp_path / "memory.db", max_messages=None) as other:
+        assert await texts(other, "c1") == ["kept"]
+
+
+async def test_append_and_history_without_aiosqlites_thread_hook(store, monkeypatch):
+    import plugins.memory_sqlite.store as module
+
+    monkeypatch.setattr(module, "_CAN_RUN_ON_THREAD", False)
+    await store.append("c1", turn("one"))
+    assert [t.text for t in await store.append_and_history("c1", turn("two"))] == ["one", "two"]
+    assert await store.append_and_history("c1", turn("three"), limit=0) == []
+    assert await texts(store, "c1") == ["one", "two", "three"]
+
+
+async def test_concurrent_append_and_history_each_see_their_own_turn(store):
+    async def one(i: int) -> list[str]:
+        window = await store.append_and_history(f"c{i % 5}", turn(f"t{i}"), limit=3)
+        return [t.text for t in window]
+
+    windows = await asyncio.gather(*(one(i) for i in range(100)))
+    assert all(window[-1] == f"t{i}" for i, window in enumerate(windows))
