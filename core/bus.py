@@ -265,6 +265,8 @@ class InProcessBus:
         return {
             "lanes": len(self._lanes),
             "in_flight": self._in_flight,
+            # Every lane answers one message at a time; the rest of what it holds waits.
+            "queued": self._in_flight - len(self._lanes),
             "capacity": self._max_in_flight,
             "processed": self.processed,
             "failed": self.failed,

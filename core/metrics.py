@@ -63,6 +63,11 @@ class Metrics:
         self.bus_lanes = Gauge(
             "eneca_bus_lanes", "Conversations with queued or running work", registry=r
         )
+        self.bus_queued = Gauge(
+            "eneca_bus_queued",
+            "Messages waiting behind another message of their conversation",
+            registry=r,
+        )
         self.bus_in_flight = Gauge(
             "eneca_bus_in_flight", "Messages queued or being answered", registry=r
         )

@@ -180,7 +180,7 @@ def _error_statuses(doc: EndpointDoc, method: str) -> list[int]:
     if doc.auth != "none":
         statuses += [401, 403, 429]
     if doc.request is not None:
-        statuses += [400, 413, 415, 422]
+        statuses += [400, 408, 413, 415, 422]  # 408: the body came too slowly
     return statuses
 
 
@@ -193,6 +193,7 @@ def _describe(status: int) -> str:
         401: "Missing API key",
         403: "Forbidden",
         404: "Not found",
+        408: "Body sent too slowly",
         413: "Too large",
         415: "Wrong content type",
         422: "Invalid fields",

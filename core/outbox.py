@@ -103,6 +103,10 @@ class Outbox:
                 pass
 
     async def _attempt(self, item: PendingDelivery) -> None:
+        with logger.contextualize(conversation_id=item.reply.conversation_id):
+            await self._attempt_in_context(item)
+
+    async def _attempt_in_context(self, item: PendingDelivery) -> None:
         reply = item.reply
         try:
             if item.seq in self._unrecorded:  # sent, but the database could not say so

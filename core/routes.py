@@ -103,6 +103,7 @@ async def metrics(request: web.Request) -> web.Response:
     bus = gateway.bus.stats()
     gateway.metrics.bus_lanes.set(bus["lanes"])
     gateway.metrics.bus_in_flight.set(bus["in_flight"])
+    gateway.metrics.bus_queued.set(bus["queued"])
     durable = await gateway.durable.stats()
     gateway.metrics.pending_deliveries.set(durable["pending_deliveries"])
     gateway.metrics.unanswered.set(durable["unanswered"])

@@ -292,7 +292,15 @@ async def test_settled_rows_older_than_the_retention_are_purged_pending_work_is_
 ):
     import time
 
-    channel = FakeChannel([DeliveryResult.retry("down")] * 100)
+    class StuckForV1(FakeChannel):
+        @hookimpl
+        def deliver_reply(self, reply, attempt):
+            if reply.conversation_id == "v1":
+                self.attempts.append((reply.text, attempt))
+                return DeliveryResult.retry("v1's provider is down")
+            return super().deliver_reply(reply, attempt)
+
+    channel = StuckForV1()
     gateway = gateway_of(
         await eneca_app(
             agent=ScriptedAgent(), extra={"fake": channel}, settings={"core": FAST_RETRIES}
@@ -300,7 +308,6 @@ async def test_settled_rows_older_than_the_retention_are_purged_pending_work_is_
     )
     await gateway.publish(_msg("stuck", "v1", provider_id="s"), durable=True)
     await wait_until(lambda: channel.attempts)
-    channel.script = []
     await gateway.publish(_msg("done", "v2", provider_id="d"), durable=True)
     await wait_until(lambda: channel.delivered == ["echo: done"])
     removed = await gateway.durable.purge(time.time() + 1)  # everything settled is "old"
