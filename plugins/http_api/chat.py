@@ -11,6 +11,7 @@ from aiohttp_sse import EventSourceResponse
 from loguru import logger
 
 from core.bus import ReplyHandle
+from core.errors import ApiError
 from core.events import Message
 from core.http import REQUEST_ID, bind_conversation, dumps, read_json, validate
 from core.openapi import ErrorResponse, endpoint
@@ -154,6 +155,8 @@ async def _final_event(handle: ReplyHandle, thread: str, request_id: str) -> dic
         if handle.cancelled:  # the client left: nobody to tell
             return None
         return {"type": "error", "code": "cancelled", "message": "the reply was cancelled"}
+    except ApiError as exc:  # an expected failure (storage unavailable...): say which
+        return {"type": "error", "code": exc.code, "message": exc.message}
     except Exception:  # the bus has logged it with the request id in context
         return {
             "type": "error",

@@ -139,3 +139,19 @@ async def test_an_unexpected_error_mid_stream_is_an_error_event_with_the_request
     assert [e["type"] for e in events] == ["metadata", "error"]
     assert events[-1]["code"] == "internal_error"
     assert events[-1]["request_id"] == "req-7"
+
+
+async def test_a_storage_failure_mid_stream_ends_with_its_own_error_code(eneca_app):
+    import sqlite3
+
+    from core.testing import InMemoryConversationStore
+
+    class FullDisk(InMemoryConversationStore):
+        async def append(self, conversation_id, turn):
+            raise sqlite3.OperationalError("database or disk is full")
+
+    client = await eneca_app(["http_api"], agent=ScriptedAgent("never sent"), store=FullDisk())
+    response, events = await stream_events(client, {"message": "hi"}, headers={})
+    assert response.status_code == 200  # the stream had started
+    assert events[-1]["type"] == "error"
+    assert events[-1]["code"] == "storage_unavailable"
