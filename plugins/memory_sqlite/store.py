@@ -3,12 +3,13 @@
 One writer connection takes every write, one after another (an ``asyncio.Lock`` keeps a
 multi-statement transaction from interleaving with an append on the same connection). A
 second, query-only connection serves reads, so reading history never waits behind a
-write. An append is one ``INSERT`` that commits on its own (a trigger counts the turn in
-``conversations`` within the same statement): once ``append`` returns, the turn survives
+write. An append is one ``INSERT`` (a trigger counts the turn in ``conversations`` within
+the same statement), committed before ``append`` returns: then the turn survives
 ``kill -9``. History is the newest ``N`` turns by ``seq`` through an index, so its cost does
 not grow with the conversation. :meth:`~SqliteConversationStore.append_and_history` does
 the append and that read in one function on the writer's thread: one hand-off per message
-instead of two.
+instead of two. Appends that arrive while the writer is busy share its next transaction
+(:mod:`plugins.memory_sqlite.writes`); each still returns only once it is committed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -28,6 +29,7 @@ from loguru import logger
 from core.errors import PluginError
 from core.store import ConversationInfo, Role, Turn
 from plugins.memory_sqlite.schema import check_ownership, migrate
+from plugins.memory_sqlite.writes import GroupCommit
 
 #: Conversations removed per transaction by :meth:`SqliteConversationStore.purge_idle`.
 PURGE_BATCH = 500
@@ -108,6 +110,7 @@ class SqliteConversationStore:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._group = GroupCommit(self._on_writer, self._write_lock, INSERT_TURN, SELECT_NEWEST)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -176,6 +179,7 @@ class SqliteConversationStore:
         if self._reader is not None:
             reader, self._reader = self._reader, None
             await reader.close()
+        await self._group.wait_idle()
         if self._writer is not None:
             writer, self._writer = self._writer, None
             try:
@@ -197,6 +201,9 @@ class SqliteConversationStore:
     def writer(self) -> aiosqlite.Connection:
         assert self._writer is not None, "SqliteConversationStore is not open"
         return self._writer
+
+    def _on_writer(self, work: Callable[[sqlite3.Connection], Any]) -> Awaitable[Any]:
+        return run_on_thread(self.writer, work)
 
     @property
     def reader(self) -> aiosqlite.Connection:
@@ -222,6 +229,9 @@ class SqliteConversationStore:
         """Store ``turn``; committed when this returns. A replay (same conversation, role
         and ``message_id``) stores nothing."""
         params = _turn_row(conversation_id, turn)
+        if _CAN_RUN_ON_THREAD:
+            await self._group.write(params)
+            return
         async with self._write_lock:
             await self.writer.execute(INSERT_TURN, params)
 
@@ -246,11 +256,10 @@ class SqliteConversationStore:
         limit: int | None = None,
         max_chars: int | None = None,
     ) -> list[Turn]:
-        """:meth:`append` then :meth:`history`, as one function on the writer's thread.
+        """:meth:`append` then :meth:`history` in one hand-off to the writer's thread.
 
-        The insert commits on its own before the read, exactly as :meth:`append` does;
-        the read runs on the writer connection, so it sees that turn with no snapshot
-        to go stale.
+        The read runs on the writer connection right after the insert, so it sees that
+        turn with no snapshot to go stale; it is returned once the insert is committed.
         """
         limit = self.max_messages if limit is None else limit
         max_chars = self.max_chars if max_chars is None else max_chars
@@ -258,14 +267,7 @@ class SqliteConversationStore:
             await self.append(conversation_id, turn)
             return await self.history(conversation_id, limit, max_chars)
         row = _turn_row(conversation_id, turn)
-        newest = (row[0], -1 if limit is None else limit)
-
-        def append_then_read(db: sqlite3.Connection) -> list[Any]:
-            db.execute(INSERT_TURN, row)
-            return db.execute(SELECT_NEWEST, newest).fetchall()
-
-        async with self._write_lock:
-            rows = await run_on_thread(self.writer, append_then_read)
+        rows = await self._group.write(row, (row[0], -1 if limit is None else limit))
         return _turns(rows, max_chars)
 
     async def clear(self, conversation_id: str) -> int:
