@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -51,6 +52,25 @@ RawStream = openai.AsyncStream[object]
 _OPTIONS: Any = {"security": {"bearer_auth": True}}
 
 
+def _ascii_json(body: Any) -> bytes:
+    # ASCII escapes keep a lone surrogate (a broken client's half emoji) encodable.
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+try:  # optional accelerator
+    import orjson
+
+    def encode_body(body: Any) -> bytes:
+        """``body`` as JSON bytes, ready to post (posted as ``content``, sent as it is)."""
+        try:
+            return orjson.dumps(body)
+        except TypeError:  # a lone surrogate, or past orjson's nesting limit
+            return _ascii_json(body)
+
+except ImportError:  # pragma: no cover - depends on the environment
+    encode_body = _ascii_json
+
+
 async def create_chat(client: openai.AsyncOpenAI, params: dict[str, Any]) -> object:
     """``client.chat.completions.create(**params)`` as plain JSON.
 
@@ -60,7 +80,9 @@ async def create_chat(client: openai.AsyncOpenAI, params: dict[str, Any]) -> obj
     building a pydantic ``ChatCompletion``: ``cast_to=object`` hands back the decoded
     body. Read it with :func:`plugins.agent_openai.wire.completion_result`.
     """
-    return await client.post("/chat/completions", body=params, cast_to=object, options=_OPTIONS)
+    return await client.post(
+        "/chat/completions", content=encode_body(params), cast_to=object, options=_OPTIONS
+    )
 
 
 async def stream_chat(client: openai.AsyncOpenAI, params: dict[str, Any]) -> RawStream:
@@ -71,7 +93,7 @@ async def stream_chat(client: openai.AsyncOpenAI, params: dict[str, Any]) -> Raw
     :class:`plugins.agent_openai.wire.StreamReader`; ``close()`` the stream after."""
     return await client.post(
         "/chat/completions",
-        body={**params, "stream": True},
+        content=encode_body({**params, "stream": True}),
         cast_to=object,
         options=_OPTIONS,
         stream=True,

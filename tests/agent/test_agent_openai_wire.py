@@ -122,3 +122,14 @@ def test_a_chunk_of_the_wrong_shape_is_a_bad_response(chunk):
     with pytest.raises(MalformedResponseError) as caught:
         StreamReader().feed(chunk)
     assert classify(caught.value).code == "llm_bad_response"
+
+
+async def test_a_message_with_half_an_emoji_still_reaches_the_model(agent_app, fake_openai):
+    from core.testing import ask, gateway_of
+    from tests.fakes.openai_server import FakeResponse
+
+    fake_openai.default = FakeResponse(text="fine")
+    client = await agent_app()
+    reply = await ask(gateway_of(client), "broken \ud83d client")
+    assert reply.success and reply.text == "fine"
+    assert fake_openai.requests[-1]["messages"][-1]["content"] == "broken \ud83d client"
