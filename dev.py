@@ -78,8 +78,7 @@ def main() -> int:
     try:
         return commands[command](rest)
     except subprocess.CalledProcessError as exc:
-        print(f"dev.py: {' '.join(map(str, exc.cmd))} failed ({exc.returncode})",
-              file=sys.stderr)
+        print(f"dev.py: {' '.join(map(str, exc.cmd))} failed ({exc.returncode})", file=sys.stderr)
         return exc.returncode or 1
     except KeyboardInterrupt:
         return 130
