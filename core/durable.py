@@ -246,6 +246,7 @@ class DurableQueue:
         now = time.time() if now is None else now
         message = reply.in_reply_to
         ids = [message.id, *message.metadata.get(MERGED_IDS, ())]
+        encoded = reply_to_json(reply)  # fails before any transaction is open
         async with self._write:
             await self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -260,15 +261,23 @@ class DurableQueue:
                         message.id,
                         reply.channel,
                         reply.conversation_id,
-                        reply_to_json(reply),
+                        encoded,
                         now,
                         now,
                     ),
                 )
                 await self.db.execute("COMMIT")
             except BaseException:
-                await self.db.execute("ROLLBACK")
+                if self.db.in_transaction:  # a failed COMMIT may have ended it already
+                    await self.db.execute("ROLLBACK")
                 raise
+
+    async def _write_one(self, sql: str, params: tuple[Any, ...]) -> None:
+        """One autocommitted statement. Every write takes the lock: a statement run while
+        ``answer()`` holds its transaction open on this connection would join it, and a
+        rollback there would undo it."""
+        async with self._write:
+            await self.db.execute(sql, params)
 
     async def due(self, now: float, busy: set[str], limit: int = 64) -> list[PendingDelivery]:
         """The oldest pending reply of each conversation whose attempt time has come."""
@@ -294,34 +303,38 @@ class DurableQueue:
         return result[:limit]
 
     async def next_due_at(self) -> float | None:
+        # Only each conversation's oldest pending reply can be attempted: a later row that
+        # is "due" behind a head waiting for its retry must not wake the loop.
         async with self.db.execute(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
+            "SELECT MIN(o.next_attempt_at) FROM outbox o WHERE o.status = 'pending'"
+            " AND o.seq = (SELECT MIN(seq) FROM outbox WHERE conversation_id = o.conversation_id"
+            " AND status = 'pending')"
         ) as cursor:
             row = await cursor.fetchone()
         return row[0] if row else None
 
     async def save_progress(self, seq: int, progress: dict[str, Any]) -> None:
         """Record what a channel has already sent of one reply (committed at once)."""
-        await self.db.execute(
+        await self._write_one(
             "UPDATE outbox SET progress = ? WHERE seq = ?",
             (json.dumps(progress, ensure_ascii=False), seq),
         )
 
     async def mark_delivered(self, seq: int, attempts: int) -> None:
-        await self.db.execute(
+        await self._write_one(
             "UPDATE outbox SET status = 'delivered', attempts = ?, delivered_at = ?,"
             " last_error = NULL WHERE seq = ?",
             (attempts, time.time(), seq),
         )
 
     async def mark_retry(self, seq: int, attempts: int, when: float, error: str) -> None:
-        await self.db.execute(
+        await self._write_one(
             "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE seq = ?",
             (attempts, when, error[:500], seq),
         )
 
     async def mark_failed(self, seq: int, attempts: int, error: str) -> None:
-        await self.db.execute(
+        await self._write_one(
             "UPDATE outbox SET status = 'failed', attempts = ?, last_error = ? WHERE seq = ?",
             (attempts, error[:500], seq),
         )
@@ -333,7 +346,7 @@ class DurableQueue:
         if conversation_id is not None:
             query += " AND conversation_id = ?"
             params += (conversation_id,)
-        await self.db.execute(query, params)
+        await self._write_one(query, params)
 
     async def stats(self, channel: str | None = None) -> dict[str, Any]:
         """Totals for a channel (or all): received, answered, delivered, failed, pending."""

@@ -1,0 +1,61 @@
+"""Races in the inbox/outbox found in review, kept as regression tests."""
+
+import asyncio
+import datetime
+
+import pytest
+
+from core.delivery import DeliveryResult
+from core.durable import DurableQueue
+from core.events import Message, Reply
+from core.outbox import Outbox
+
+
+async def _queue_with_replies(path, texts, conversation="c"):
+    queue = DurableQueue(path)
+    await queue.open()
+    for text in texts:
+        message = Message(conversation, "t", text, message_id=text)
+        assert await queue.accept(message)
+        await queue.answer(Reply(conversation, "t", text, message))
+    return queue
+
+
+async def test_the_loop_sleeps_while_a_conversations_head_waits_for_its_retry(tmp_path):
+    queue = await _queue_with_replies(tmp_path / "g.db", ["a", "b"])
+    polls = 0
+    real_due = queue.due
+
+    async def counting_due(*args, **kwargs):
+        nonlocal polls
+        polls += 1
+        return await real_due(*args, **kwargs)
+
+    queue.due = counting_due
+
+    async def deliver(reply, attempt, progress):
+        return DeliveryResult.retry("503", retry_after=30)
+
+    outbox = Outbox(queue, deliver, max_attempts=5, base_delay_s=1, max_delay_s=60)
+    outbox.start()
+    await asyncio.sleep(0.5)
+    await outbox.stop(1)
+    await queue.close()
+    # "b" is due but waits behind "a", whose retry is 30 s away: nothing to poll for.
+    assert polls < 10, f"due() polled {polls} times in 0.5 s"
+
+
+async def test_a_failed_answer_cannot_undo_another_conversations_delivery(tmp_path):
+    queue = await _queue_with_replies(tmp_path / "g.db", ["a"], conversation="c1")
+    [item] = await queue.due(1e12, set())
+    second = Message("c2", "t", "b", message_id="b")
+    await queue.accept(second)
+    unencodable = Reply("c2", "t", "b", second, metadata={"at": datetime.datetime.now()})
+    failing = asyncio.create_task(queue.answer(unencodable))
+    await asyncio.sleep(0)
+    await queue.mark_delivered(item.seq, 1)
+    with pytest.raises(TypeError):
+        await failing
+    rows = await queue.db.execute_fetchall("SELECT status FROM outbox WHERE seq = ?", (item.seq,))
+    await queue.close()
+    assert rows[0][0] == "delivered"  # else c1's reply would be sent again
