@@ -76,13 +76,15 @@ class ReplyHandle:
         return self._future.done()
 
     def _finish(self, reply: Reply | None, error: BaseException | None) -> None:
-        if not self._future.done():
-            if error is not None:
-                self._future.set_exception(error)
-                self._future.exception()  # mark retrieved: nobody may be awaiting
-            else:
-                assert reply is not None
-                self._future.set_result(reply)
+        """Settle the handle once; later calls do nothing."""
+        if self._future.done():
+            return
+        if error is not None:
+            self._future.set_exception(error)
+            self._future.exception()  # mark retrieved: nobody may be awaiting
+        else:
+            assert reply is not None
+            self._future.set_result(reply)
         if self._chunks is not None:
             self._chunks.put_nowait(_END)
 
@@ -107,11 +109,14 @@ def merge(handles: list[ReplyHandle]) -> Message:
 class MessageBus(Protocol):
     """Ordered, bounded delivery of messages to the gateway's handler."""
 
-    async def publish(self, message: Message, debounce_s: float = 0.0) -> ReplyHandle:
+    async def publish(
+        self, message: Message, debounce_s: float = 0.0, *, overflow: bool = False
+    ) -> ReplyHandle:
         """Queue ``message`` in its conversation's lane; raises ``BusFullError`` or
         ``BusClosedError`` when it cannot be taken. With ``debounce_s`` the lane waits
         until the conversation has been quiet that long and answers the messages that
-        arrived meanwhile together, as one message."""
+        arrived meanwhile together, as one message. ``overflow`` queues it even past the
+        bound (messages already acknowledged, replayed after a restart)."""
 
     async def drain(self, grace_s: float) -> dict[str, int]:
         """Stop taking messages and let queued ones finish within ``grace_s``."""
@@ -139,13 +144,19 @@ class InProcessBus:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._closed = False
         self._in_flight = 0
+        #: Messages queued past the bound (``overflow=True``); they return no slot.
+        self._borrowed = 0
         self.processed = 0
         self.failed = 0
 
-    async def publish(self, message: Message, debounce_s: float = 0.0) -> ReplyHandle:
+    async def publish(
+        self, message: Message, debounce_s: float = 0.0, *, overflow: bool = False
+    ) -> ReplyHandle:
         if self._closed:
             raise BusClosedError("the gateway is shutting down")
-        if self._slots.locked():
+        if overflow and self._slots.locked():
+            self._borrowed += 1
+        elif self._slots.locked():
             if self._full_policy == "reject" or self._publish_timeout_s == 0:
                 raise BusFullError(f"{self._max_in_flight} messages already in flight")
             try:
@@ -157,7 +168,7 @@ class InProcessBus:
         else:
             await self._slots.acquire()
         if self._closed:
-            self._slots.release()
+            self._release()
             raise BusClosedError("the gateway is shutting down")
         handle = ReplyHandle(message, debounce_s)
         self._in_flight += 1
@@ -182,26 +193,36 @@ class InProcessBus:
                 else:
                     if handle.debounce_s > 0:
                         batch = await self._settle(lane)
+                        if not batch:  # the head was cancelled while the lane waited
+                            continue
                     task = asyncio.create_task(
                         self._process(merge(batch), batch), context=batch[-1]._context
                     )
                     for member in batch:
                         member._task = task
                     await asyncio.wait((task,))
+                    for member in batch:  # cancelled before its first step: never finished
+                        member._finish(None, asyncio.CancelledError())
                 for _ in batch:
                     lane.popleft()
                     self._in_flight -= 1
-                    self._slots.release()
+                    self._release()
         finally:
             for handle in lane:  # only when the lane itself was cancelled at shut-down
                 if handle._task is not None:
                     handle._task.cancel()
                 handle._finish(None, asyncio.CancelledError())
                 self._in_flight -= 1
-                self._slots.release()
+                self._release()
             lane.clear()
             self._lanes.pop(conversation_id, None)
             self._workers.pop(conversation_id, None)
+
+    def _release(self) -> None:
+        if self._borrowed:
+            self._borrowed -= 1
+        else:
+            self._slots.release()
 
     async def _settle(self, lane: deque[ReplyHandle]) -> list[ReplyHandle]:
         """Wait for a quiet period, then take the debounced messages at the lane's head.

@@ -18,6 +18,7 @@ from core.agent import Agent, AgentRequest, Tool
 from core.bus import InProcessBus, MessageBus, ReplyHandle
 from core.delivery import DeliveryProgress, DeliveryResult
 from core.durable import DurableQueue
+from core.errors import BusClosedError
 from core.events import (
     MERGED_IDS,
     Message,
@@ -219,7 +220,9 @@ class Gateway:
         pending = await self.durable.unanswered()
         for message in pending:
             self._durable_ids.add(message.id)
-            await self.bus.publish(message)
+            # Kept messages may outnumber BUS_MAX_IN_FLIGHT after a crash: they are
+            # queued anyway (new traffic waits for room), in order, before serving.
+            await self.bus.publish(message, overflow=True)
         if pending:
             logger.info("answering {} message(s) accepted before the last stop", len(pending))
         if self.settings.durable_retention_days > 0:
@@ -244,6 +247,9 @@ class Gateway:
             self._purger.cancel()
             await asyncio.gather(self._purger, return_exceptions=True)
         figures = await self.bus.drain(self.settings.shutdown_grace_s)
+        for task in self._tasks:  # stalled republishing: the inbox keeps those messages
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.outbox.stop(min(self.settings.shutdown_grace_s, 5.0))
         logger.info("bus drained: {}", figures)
 
@@ -258,13 +264,36 @@ class Gateway:
                 if message.id in self._durable_ids:  # kept (200 sent): answer it later
                     self._stalled.append(message)
                 raise
+            except Exception as exc:
+                if message.id not in self._durable_ids:
+                    raise
+                # A kept message must be settled, or it waits for the next restart and
+                # fails again there: the visitor gets the fallback instead.
+                logger.opt(exception=exc).error(
+                    "answering a kept {} message failed; sending the fallback text",
+                    message.channel,
+                )
+                reply = self._fallback(message, "internal_error", "the message failed")
+                with self.storage.writing("queue the reply"):
+                    await self.durable.answer(reply)
+                self._settled(message)
+                return reply
+
+    def _settled(self, message: Message) -> None:
+        """A durable message's reply is in the outbox: let the outbox send it."""
+        self._durable_ids.discard(message.id)
+        self._durable_ids.difference_update(message.metadata.get(MERGED_IDS, ()))
+        self.outbox.notify()
 
     def _resume_stalled(self) -> None:
         stalled, self._stalled = self._stalled, []
 
         async def republish() -> None:
-            for message in stalled:
-                await self.bus.publish(message)
+            try:
+                for message in stalled:
+                    await self.bus.publish(message, overflow=True)
+            except BusClosedError:
+                logger.warning("shutting down: stalled messages are answered at next start")
 
         if stalled and self._running:
             logger.info("answering {} message(s) stalled by the storage failure", len(stalled))
@@ -307,9 +336,7 @@ class Gateway:
             )
         if message.id in self._durable_ids:
             await self.durable.answer(reply)
-            self._durable_ids.discard(message.id)
-            self._durable_ids.difference_update(message.metadata.get(MERGED_IDS, ()))
-            self.outbox.notify()
+            self._settled(message)
         await call_each(self.pm, "reply_ready", gateway=self, reply=reply)
         return reply
 
@@ -330,17 +357,21 @@ class Gateway:
                 reply = await self._agent.respond(
                     AgentRequest(message, history, tools), handle.emit
                 )
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            logger.error(
-                "no reply within {}s for conversation {}",
-                self.settings.reply_timeout_s,
-                message.conversation_id,
-            )
-            reply = self._fallback(
-                message, "reply_timeout", f"no reply within {self.settings.reply_timeout_s:g}s"
-            )
+        except TimeoutError as exc:
+            if deadline.expired():
+                logger.error(
+                    "no reply within {}s for conversation {}",
+                    self.settings.reply_timeout_s,
+                    message.conversation_id,
+                )
+                reply = self._fallback(
+                    message, "reply_timeout", f"no reply within {self.settings.reply_timeout_s:g}s"
+                )
+            else:  # the agent's own timeout (an HTTP client's...): not a storage failure
+                logger.opt(exception=exc).error(
+                    "agent timed out on conversation {}: {}", message.conversation_id, exc
+                )
+                reply = self._fallback(message, "agent_error", "the agent timed out")
         except asyncio.CancelledError:
             raise
         except Exception as exc:
