@@ -15,6 +15,7 @@ instead of two. Appends that arrive while the writer is busy share its next tran
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import time
@@ -215,11 +216,13 @@ class SqliteConversationStore:
         """A write transaction on the writer connection, alone on it until it ends."""
         async with self._write_lock:
             db = self.writer
-            await db.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: if we are cancelled while BEGIN waits for the writer's
+                # thread, BEGIN still runs there, and the ROLLBACK queued behind it ends it.
+                await db.execute("BEGIN IMMEDIATE")
                 yield db
             except BaseException:
-                await db.execute("ROLLBACK")
+                await _rollback(db)
                 raise
             await db.execute("COMMIT")
 
@@ -331,8 +334,10 @@ class SqliteConversationStore:
         try:
             await self._read("SELECT version FROM schema_version")
             async with self._write_lock:
-                await self.writer.execute("BEGIN IMMEDIATE")
-                await self.writer.execute("ROLLBACK")
+                try:
+                    await self.writer.execute("BEGIN IMMEDIATE")
+                finally:  # also when a health check's timeout cancels us mid-way
+                    await _rollback(self.writer)
         except (sqlite3.Error, AssertionError, ValueError) as exc:
             logger.warning("{}: ping failed: {}", self.path, exc)
             return False
@@ -437,3 +442,9 @@ def _channel_filter(channel: str | None) -> tuple[str, tuple[SqlText, ...]]:
 
 
 __all__ = ["SqliteConversationStore", "from_sql", "to_sql"]
+
+
+async def _rollback(db: aiosqlite.Connection) -> None:
+    """End the writer's transaction, if the BEGIN before it ran at all."""
+    with contextlib.suppress(sqlite3.OperationalError):  # "no transaction is active"
+        await db.execute("ROLLBACK")
