@@ -16,7 +16,8 @@ from typing import Any
 from loguru import logger
 
 MASK = "***"
-_MIN_SECRET_LEN = 4
+#: Shorter values are not masked: a four-letter "secret" such as INFO would mask log text.
+_MIN_SECRET_LEN = 8
 #: Up to this many secrets are matched with one compiled regex; past it, by a scan.
 _REGEX_LIMIT = 64
 
@@ -80,6 +81,36 @@ class Redactor:
             for key, value in record["extra"].items():
                 if isinstance(value, str):
                     record["extra"][key] = self(value)
+        exception = record["exception"]
+        if exception is not None and exception.value is not None and self._secrets:
+            clean = self.sanitized(exception.value)
+            if clean is not exception.value:
+                record["exception"] = exception._replace(type=type(clean), value=clean)
+
+    def sanitized(self, exc: BaseException, depth: int = 0) -> BaseException:
+        """``exc`` itself when no message in its chain holds a secret; else a stand-in of
+        the same name and traceback whose messages are masked (a URL with a bot token in
+        a client error, a key echoed by a server...)."""
+        text = str(exc)
+        clean = self(text)
+        cause = exc.__cause__
+        context = exc.__context__
+        if depth < 8:
+            cause = cause if cause is None else self.sanitized(cause, depth + 1)
+            context = context if context is None else self.sanitized(context, depth + 1)
+        if clean == text and cause is exc.__cause__ and context is exc.__context__:
+            return exc
+        kind = type(exc)
+        stand_in = type(
+            kind.__name__,
+            (Exception,),
+            {"__module__": kind.__module__, "__qualname__": kind.__qualname__},
+        )
+        masked = stand_in(clean).with_traceback(exc.__traceback__)
+        masked.__cause__ = cause
+        masked.__context__ = context
+        masked.__suppress_context__ = exc.__suppress_context__
+        return masked
 
 
 def _console_format(record: Any) -> str:

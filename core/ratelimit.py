@@ -7,6 +7,7 @@ client IP, a visitor) and get a 429 :class:`~core.errors.ApiError` with ``Retry-
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -64,6 +65,9 @@ class RateLimiter:
             )
 
     def _prune(self, now: float) -> None:
+        """Drop idle callers (full buckets); if that is not enough (many callers at once,
+        say an attack from many addresses), drop the oldest keys down to 90% of the bound,
+        so the next prune is far off and a new key costs O(1) on average."""
         full = [
             key
             for key, (tokens, last) in self._buckets.items()
@@ -71,6 +75,10 @@ class RateLimiter:
         ]
         for key in full:
             del self._buckets[key]
+        excess = len(self._buckets) - int(self._max_keys * 0.9)
+        if excess > 0:
+            for key in list(itertools.islice(self._buckets, excess)):
+                del self._buckets[key]
 
 
 def parse_networks(values: Iterable[str]) -> list[Network]:

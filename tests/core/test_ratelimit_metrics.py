@@ -95,3 +95,21 @@ async def test_unknown_paths_do_not_create_new_metric_labels(eneca_app):
 
 def test_web_is_imported_for_mocked_requests():
     assert web.Request
+
+
+def test_many_busy_callers_at_once_stay_bounded_and_cheap():
+    clock = Clock()
+    limiter = RateLimiter(60, max_keys=1000, clock=clock)
+    prunes = 0
+    real_prune = limiter._prune
+
+    def counting_prune(now):
+        nonlocal prunes
+        prunes += 1
+        real_prune(now)
+
+    limiter._prune = counting_prune
+    for i in range(10_000):  # nobody idle: no bucket ever refills while this runs
+        limiter.check(f"ip:{i}")
+    assert len(limiter._buckets) <= 1001
+    assert prunes <= 100  # amortised: not a full scan for every new caller
