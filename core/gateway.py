@@ -18,7 +18,6 @@ from core.agent import Agent, AgentRequest, Tool
 from core.bus import InProcessBus, MessageBus, ReplyHandle
 from core.delivery import DeliveryProgress, DeliveryResult
 from core.durable import DurableQueue
-from core.errors import BusClosedError
 from core.events import (
     MERGED_IDS,
     Message,
@@ -39,6 +38,9 @@ from core.storage import StorageUnavailable, StorageWatch
 from core.store import ConversationStore, Turn
 
 S = TypeVar("S", bound=BaseSettings)
+
+#: How often a conversation held by a storage failure checks whether writes work again.
+STORAGE_RETRY_S = 1.0
 
 
 class Gateway:
@@ -82,10 +84,7 @@ class Gateway:
         self._agent: Agent | None = None
         self._durable_ids: set[str] = set()
         #: Failed writes (disk full...): 503s and a degraded /health until one succeeds.
-        self.storage = StorageWatch(on_recovered=self._resume_stalled)
-        #: Kept messages whose answer failed on storage; answered again once it recovers.
-        self._stalled: list[Message] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.storage = StorageWatch()
         self._purger: asyncio.Task[None] | None = None
         self._running = False
 
@@ -247,9 +246,6 @@ class Gateway:
             self._purger.cancel()
             await asyncio.gather(self._purger, return_exceptions=True)
         figures = await self.bus.drain(self.settings.shutdown_grace_s)
-        for task in self._tasks:  # stalled republishing: the inbox keeps those messages
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.outbox.stop(min(self.settings.shutdown_grace_s, 5.0))
         logger.info("bus drained: {}", figures)
 
@@ -257,49 +253,43 @@ class Gateway:
 
     async def _answer(self, message: Message, handle: ReplyHandle) -> Reply:
         with logger.contextualize(conversation_id=message.conversation_id):
-            try:
-                with self.storage.writing("store the conversation"):
-                    return await self._answer_in_context(message, handle)
-            except StorageUnavailable:
-                if message.id in self._durable_ids:  # kept (200 sent): answer it later
-                    self._stalled.append(message)
-                raise
-            except Exception as exc:
-                if message.id not in self._durable_ids:
-                    raise
-                # A kept message must be settled, or it waits for the next restart and
-                # fails again there: the visitor gets the fallback instead.
-                logger.opt(exception=exc).error(
-                    "answering a kept {} message failed; sending the fallback text",
-                    message.channel,
-                )
-                reply = self._fallback(message, "internal_error", "the message failed")
-                with self.storage.writing("queue the reply"):
-                    await self.durable.answer(reply)
-                self._settled(message)
-                return reply
+            while True:
+                try:
+                    with self.storage.writing("store the conversation"):
+                        return await self._answer_in_context(message, handle)
+                except StorageUnavailable:
+                    if message.id not in self._durable_ids:
+                        raise
+                    # Kept (200 sent): hold this conversation's lane and answer again
+                    # once the disk takes writes, so its later messages cannot overtake
+                    # it. At shut-down it stays in the inbox for the next start.
+                    await self._until_storage_works()
+                except Exception as exc:
+                    if message.id not in self._durable_ids:
+                        raise
+                    # A kept message must be settled, or it waits for the next restart
+                    # and fails again there: the visitor gets the fallback instead.
+                    logger.opt(exception=exc).error(
+                        "answering a kept {} message failed; sending the fallback text",
+                        message.channel,
+                    )
+                    reply = self._fallback(message, "internal_error", "the message failed")
+                    with self.storage.writing("queue the reply"):
+                        await self.durable.answer(reply)
+                    self._settled(message)
+                    return reply
+
+    async def _until_storage_works(self) -> None:
+        while self.storage.failure is not None:
+            await asyncio.sleep(STORAGE_RETRY_S)
+            await self.storage.probe(Path(self.settings.data_dir))
+        logger.info("storage works again: answering the message held by the failure")
 
     def _settled(self, message: Message) -> None:
         """A durable message's reply is in the outbox: let the outbox send it."""
         self._durable_ids.discard(message.id)
         self._durable_ids.difference_update(message.metadata.get(MERGED_IDS, ()))
         self.outbox.notify()
-
-    def _resume_stalled(self) -> None:
-        stalled, self._stalled = self._stalled, []
-
-        async def republish() -> None:
-            try:
-                for message in stalled:
-                    await self.bus.publish(message, overflow=True)
-            except BusClosedError:
-                logger.warning("shutting down: stalled messages are answered at next start")
-
-        if stalled and self._running:
-            logger.info("answering {} message(s) stalled by the storage failure", len(stalled))
-            task = asyncio.get_running_loop().create_task(republish())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
 
     async def _answer_in_context(self, message: Message, handle: ReplyHandle) -> Reply:
         store = self.store

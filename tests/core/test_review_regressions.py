@@ -85,3 +85,39 @@ async def test_a_kept_message_whose_answer_fails_gets_the_fallback_not_silence(e
     assert channel.delivered == [gateway.settings.fallback_text]
     stats = await gateway.durable.stats("fake")
     assert (stats["unanswered"], stats["delivered"]) == (0, 1)
+
+
+async def test_a_message_held_by_a_storage_failure_is_not_overtaken(eneca_app, monkeypatch):
+    import sqlite3
+
+    import core.gateway
+    from core.testing import InMemoryConversationStore
+
+    monkeypatch.setattr(core.gateway, "STORAGE_RETRY_S", 0.05)
+
+    class FlakyStore(InMemoryConversationStore):
+        failures = 1
+
+        async def append(self, conversation_id, turn):
+            if self.failures:
+                self.failures -= 1
+                raise sqlite3.OperationalError("database or disk is full")
+            await super().append(conversation_id, turn)
+
+    channel = FakeChannel()
+    agent = ScriptedAgent()
+    gateway = gateway_of(
+        await eneca_app(
+            agent=agent,
+            store=FlakyStore(),
+            extra={"fake": channel},
+            settings={"core": FAST_RETRIES},
+        )
+    )
+    await gateway.publish(Message("v", "fake", "first", message_id="1"), durable=True)
+    await asyncio.sleep(0.02)
+    await gateway.publish(Message("v", "fake", "second", message_id="2"), durable=True)
+    await wait_until(lambda: len(channel.delivered) == 2)
+    assert [r.message.text for r in agent.requests] == ["first", "second"]
+    assert channel.delivered == ["echo: first", "echo: second"]
+    assert gateway.storage.failure is None

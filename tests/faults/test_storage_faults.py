@@ -214,4 +214,4 @@ async def test_disk_full_while_a_kept_message_is_answered_it_is_answered_after_r
         assert exit_code == 0, server.stderr()
     assert talkme.sent_texts() == ["re: kept " + "ж" * 1500]
     assert [m["role"] for m in stored] == ["user", "assistant"]
-    assert "answering 1 message(s) stalled by the storage failure" in server.stderr()
+    assert "storage works again: answering the message held by the failure" in server.stderr()
