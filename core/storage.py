@@ -12,7 +12,7 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +49,8 @@ class StorageUnavailable(ApiError):
 class StorageWatch:
     """Remembers the first failed write until a write succeeds again."""
 
-    def __init__(self, on_recovered: Callable[[], None] | None = None) -> None:
+    def __init__(self) -> None:
         self.failure: dict[str, Any] | None = None
-        self._on_recovered = on_recovered or (lambda: None)
 
     @contextlib.contextmanager
     def writing(self, what: str) -> Iterator[None]:
@@ -76,7 +75,6 @@ class StorageWatch:
                 "storage writes work again after {:.1f}s", time.time() - self.failure["since"]
             )
             self.failure = None
-            self._on_recovered()
 
     async def probe(self, directory: Path) -> None:
         """While failing: does ``directory`` take a new file again? Then writes work."""
