@@ -184,16 +184,17 @@ async def test_chunks_are_streamed_to_the_handle_in_order(eneca_app):
 async def test_debounced_messages_of_a_quick_typist_are_answered_together():
     handler = Recorder()
     bus = InProcessBus(handler)
-    first = await bus.publish(Message("v", "t", "hello"), debounce_s=0.05)
+    first = await bus.publish(Message("v", "t", "hello"), debounce_s=0.4)
     await asyncio.sleep(0.02)
-    second = await bus.publish(Message("v", "t", "are you there?"), debounce_s=0.05)
-    other = await bus.publish(Message("w", "t", "separate"), debounce_s=0.05)
+    second = await bus.publish(Message("v", "t", "are you there?"), debounce_s=0.4)
+    other = await bus.publish(Message("w", "t", "separate"), debounce_s=0.4)
     replies = [await first.reply(), await second.reply(), await other.reply()]
-    assert handler.started == ["hello\nare you there?", "separate"]
+    # One answer per conversation; the two conversations' order is not promised.
+    assert sorted(handler.started) == ["hello\nare you there?", "separate"]
     assert replies[0] is replies[1]
     assert replies[0].in_reply_to.metadata["merged_message_ids"] == [first.message.id]
     await asyncio.sleep(0.1)
-    later = await bus.publish(Message("v", "t", "later"), debounce_s=0.05)
+    later = await bus.publish(Message("v", "t", "later"), debounce_s=0.4)
     assert (await later.reply()).text == "LATER"
     await asyncio.sleep(0.01)  # the lane settles its count right after the reply
     assert bus.stats()["in_flight"] == 0
