@@ -22,6 +22,7 @@ import aiosqlite
 
 from core.errors import PluginError
 from core.events import MERGED_IDS, Message, Reply, ReplyError
+from core.group_commit import GroupCommit, run_on_thread
 
 SCHEMA_VERSION = 2
 
@@ -121,15 +122,24 @@ class PendingDelivery:
     progress: dict[str, Any]
 
 
+#: Outbox rows (``o``) of conversations not in the JSON array bound here.
+_NOT_BUSY = "o.conversation_id NOT IN (SELECT value FROM json_each(?))"
+#: Outbox rows (``o``) that are their conversation's oldest pending reply.
+_HEAD_OF_CONVERSATION = (
+    "o.seq = (SELECT MIN(seq) FROM outbox WHERE conversation_id = o.conversation_id"
+    " AND status = 'pending')"
+)
+
+
 class DurableQueue:
     """The inbox and outbox tables behind one aiosqlite connection."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
-        #: Writers take turns: answer()'s BEGIN..COMMIT spans awaits on one connection, so
-        #: a concurrent answer() or accept() would nest or join (and share a rollback).
-        self._write = asyncio.Lock()
+        #: Every write goes through it: each is one function in a shared transaction, so
+        #: no two writers' statements can interleave or share a rollback.
+        self._group = GroupCommit(lambda: self.db)
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -182,63 +192,68 @@ class DurableQueue:
 
     async def close(self) -> None:
         if self._db is not None:
+            await self._group.wait_idle()
             await self._db.close()
             self._db = None
 
     async def accept(self, message: Message) -> bool:
         """Keep ``message``; False when the provider already sent this message id."""
-        async with self._write:
-            cursor = await self.db.execute(
-                "INSERT OR IGNORE INTO inbox(id, channel, conversation_id, provider_id, message,"
-                " received_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    message.id,
-                    message.channel,
-                    message.conversation_id,
-                    message.message_id,
-                    message_to_json(message),
-                    message.received_at,
-                ),
+        row = (
+            message.id,
+            message.channel,
+            message.conversation_id,
+            message.message_id,
+            message_to_json(message),
+            message.received_at,
+        )
+
+        def work(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO inbox(id, channel, conversation_id, provider_id,"
+                " message, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                row,
             )
             if cursor.rowcount == 1:
                 return True
-            await self.db.execute(
+            db.execute(
                 "INSERT INTO duplicates VALUES (?, 1) ON CONFLICT(channel) DO UPDATE"
                 " SET count = count + 1",
                 (message.channel,),
             )
             return False
 
+        return await self._group.write(work)
+
     async def withdraw(self, message_id: str) -> None:
         """Forget an accepted message that could not be queued, so the provider's retry
         is accepted again instead of being taken for a duplicate."""
-        async with self._write:
-            await self.db.execute(
-                "DELETE FROM inbox WHERE id = ? AND status = 'pending'", (message_id,)
-            )
+        await self._write_one(
+            "DELETE FROM inbox WHERE id = ? AND status = 'pending'", (message_id,)
+        )
 
     async def purge(self, settled_before: float) -> int:
         """Delete delivered, failed and dropped replies and their answered messages older
         than ``settled_before``; pending work is never touched. A provider id whose row is
         gone is no longer recognised as a duplicate."""
-        async with self._write:
-            outbox = await self.db.execute(
+
+        def work(db: sqlite3.Connection) -> int:
+            outbox = db.execute(
                 "DELETE FROM outbox WHERE status != 'pending' AND created_at < ?",
                 (settled_before,),
             )
-            inbox = await self.db.execute(
+            inbox = db.execute(
                 "DELETE FROM inbox WHERE status = 'answered' AND received_at < ?"
                 " AND id NOT IN (SELECT message_id FROM outbox)",
                 (settled_before,),
             )
             return outbox.rowcount + inbox.rowcount
 
+        return await self._group.write(work)
+
     async def unanswered(self) -> list[Message]:
         """Accepted messages with no reply yet, in arrival order."""
-        async with self.db.execute(
-            "SELECT message FROM inbox WHERE status = 'pending' ORDER BY seq"
-        ) as cursor:
-            return [message_from_json(row[0]) async for row in cursor]
+        rows = await self._read("SELECT message FROM inbox WHERE status = 'pending' ORDER BY seq")
+        return [message_from_json(row[0]) for row in rows]
 
     async def answer(self, reply: Reply, now: float | None = None) -> None:
         """Mark the message (and any merged into it) answered and queue its reply,
@@ -246,72 +261,60 @@ class DurableQueue:
         now = time.time() if now is None else now
         message = reply.in_reply_to
         ids = [message.id, *message.metadata.get(MERGED_IDS, ())]
-        encoded = reply_to_json(reply)  # fails before any transaction is open
-        async with self._write:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                await self.db.executemany(
-                    "UPDATE inbox SET status = 'answered', answered_at = ? WHERE id = ?",
-                    [(now, message_id) for message_id in ids],
-                )
-                await self.db.execute(
-                    "INSERT OR IGNORE INTO outbox(message_id, channel, conversation_id, reply,"
-                    " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        message.id,
-                        reply.channel,
-                        reply.conversation_id,
-                        encoded,
-                        now,
-                        now,
-                    ),
-                )
-                await self.db.execute("COMMIT")
-            except BaseException:
-                if self.db.in_transaction:  # a failed COMMIT may have ended it already
-                    await self.db.execute("ROLLBACK")
-                raise
+        row = (message.id, reply.channel, reply.conversation_id, reply_to_json(reply), now, now)
+
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "UPDATE inbox SET status = 'answered', answered_at = ? WHERE id = ?",
+                [(now, message_id) for message_id in ids],
+            )
+            db.execute(
+                "INSERT OR IGNORE INTO outbox(message_id, channel, conversation_id, reply,"
+                " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                row,
+            )
+
+        await self._group.write(work)
 
     async def _write_one(self, sql: str, params: tuple[Any, ...]) -> None:
-        """One autocommitted statement. Every write takes the lock: a statement run while
-        ``answer()`` holds its transaction open on this connection would join it, and a
-        rollback there would undo it."""
-        async with self._write:
-            await self.db.execute(sql, params)
+        """One statement, committed (with whatever other writes are waiting)."""
+        await self._group.write(lambda db: db.execute(sql, params).rowcount)
+
+    async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Every row of one query, in one hand-off to the connection's thread."""
+        return await run_on_thread(self.db, lambda db: db.execute(sql, params).fetchall())
 
     async def due(self, now: float, busy: set[str], limit: int = 64) -> list[PendingDelivery]:
-        """The oldest pending reply of each conversation whose attempt time has come."""
-        async with self.db.execute(
+        """The oldest pending reply of each conversation not in ``busy`` whose attempt
+        time has come. The query leaves the busy ones out: with hundreds of deliveries in
+        flight, reading and decoding their rows on every wake cost more than delivering."""
+        rows = await self._read(
             "SELECT o.seq, o.reply, o.attempts, o.progress, i.message FROM outbox o"
             " JOIN inbox i ON i.id = o.message_id"
-            " WHERE o.status = 'pending' AND o.seq = (SELECT MIN(seq) FROM outbox"
-            "   WHERE conversation_id = o.conversation_id AND status = 'pending')"
-            " AND o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?",
-            (now, limit + len(busy)),
-        ) as cursor:
-            rows = await cursor.fetchall()
+            " WHERE o.status = 'pending' AND o.next_attempt_at <= ?"
+            f" AND {_NOT_BUSY} AND {_HEAD_OF_CONVERSATION} ORDER BY o.seq LIMIT ?",
+            (now, json.dumps(list(busy)), limit),
+        )
         result = []
         for seq, reply_json, attempts, progress, message_json in rows:
             message = message_from_json(message_json)
-            if message.conversation_id in busy:
-                continue
             result.append(
                 PendingDelivery(
                     seq, reply_from_json(reply_json, message), attempts, json.loads(progress)
                 )
             )
-        return result[:limit]
+        return result
 
-    async def next_due_at(self) -> float | None:
+    async def next_due_at(self, busy: set[str]) -> float | None:
+        """When the next conversation not in ``busy`` has a reply to attempt."""
         # Only each conversation's oldest pending reply can be attempted: a later row that
         # is "due" behind a head waiting for its retry must not wake the loop.
-        async with self.db.execute(
+        [(when,)] = await self._read(
             "SELECT MIN(o.next_attempt_at) FROM outbox o WHERE o.status = 'pending'"
-            " AND o.seq = (SELECT MIN(seq) FROM outbox WHERE conversation_id = o.conversation_id"
-            " AND status = 'pending')"
-        ) as cursor:
-            row = await cursor.fetchone()
-        return row[0] if row else None
+            f" AND {_NOT_BUSY} AND {_HEAD_OF_CONVERSATION}",
+            (json.dumps(list(busy)),),
+        )
+        return when  # type: ignore[no-any-return]
 
     async def save_progress(self, seq: int, progress: dict[str, Any]) -> None:
         """Record what a channel has already sent of one reply (committed at once)."""
@@ -352,23 +355,21 @@ class DurableQueue:
         """Totals for a channel (or all): received, answered, delivered, failed, pending."""
         where, params = ("WHERE channel = ?", (channel,)) if channel else ("", ())
         figures: dict[str, Any] = {}
-        async with self.db.execute(
-            f"SELECT status, COUNT(*) FROM inbox {where} GROUP BY status", params
-        ) as cursor:
-            inbox = dict(await cursor.fetchall())
-        async with self.db.execute(
-            f"SELECT status, COUNT(*), COALESCE(SUM(MAX(attempts - 1, 0)), 0) FROM outbox"
-            f" {where} GROUP BY status",
-            params,
-        ) as cursor:
-            outbox = {row[0]: (row[1], row[2]) for row in await cursor.fetchall()}
-        async with self.db.execute(
-            f"SELECT COALESCE(SUM(count), 0) FROM duplicates {where}", params
-        ) as cursor:
-            row = await cursor.fetchone()
+        inbox = dict(
+            await self._read(f"SELECT status, COUNT(*) FROM inbox {where} GROUP BY status", params)
+        )
+        outbox = {
+            row[0]: (row[1], row[2])
+            for row in await self._read(
+                f"SELECT status, COUNT(*), COALESCE(SUM(MAX(attempts - 1, 0)), 0) FROM outbox"
+                f" {where} GROUP BY status",
+                params,
+            )
+        }
+        [row] = await self._read(f"SELECT COALESCE(SUM(count), 0) FROM duplicates {where}", params)
         figures["received"] = sum(inbox.values())
         figures["unanswered"] = inbox.get("pending", 0)
-        figures["duplicates"] = row[0] if row else 0
+        figures["duplicates"] = row[0]
         figures["delivered"] = outbox.get("delivered", (0, 0))[0]
         figures["failed"] = outbox.get("failed", (0, 0))[0]
         figures["pending_deliveries"] = outbox.get("pending", (0, 0))[0]
@@ -377,13 +378,13 @@ class DurableQueue:
 
     async def delivery_latencies(self, channel: str, limit: int = 1000) -> list[float]:
         """Seconds from webhook to delivered reply, for the most recent deliveries."""
-        async with self.db.execute(
+        rows = await self._read(
             "SELECT o.delivered_at - i.received_at FROM outbox o JOIN inbox i"
             " ON i.id = o.message_id WHERE o.channel = ? AND o.status = 'delivered'"
             " ORDER BY o.seq DESC LIMIT ?",
             (channel, limit),
-        ) as cursor:
-            return [row[0] for row in await cursor.fetchall()]
+        )
+        return [row[0] for row in rows]
 
 
 def percentile(values: list[float], fraction: float) -> float | None:

@@ -90,13 +90,11 @@ class Outbox:
                     task = asyncio.create_task(self._attempt(item))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
-                next_at = await self._queue.next_due_at()
+                next_at = await self._queue.next_due_at(set(self._busy))
             except Exception as exc:  # the database went away: try again shortly
                 logger.opt(exception=exc).error("outbox: cannot read pending replies: {}", exc)
                 next_at = time.time() + 1.0
             timeout = None if next_at is None else max(0.0, next_at - time.time())
-            if timeout == 0.0 and self._busy:
-                timeout = None  # what is due is being sent; its end wakes us
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:

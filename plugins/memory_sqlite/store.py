@@ -9,7 +9,7 @@ the same statement), committed before ``append`` returns: then the turn survives
 not grow with the conversation. :meth:`~SqliteConversationStore.append_and_history` does
 the append and that read in one function on the writer's thread: one hand-off per message
 instead of two. Appends that arrive while the writer is busy share its next transaction
-(:mod:`plugins.memory_sqlite.writes`); each still returns only once it is committed.
+(:mod:`core.group_commit`); each still returns only once it is committed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -28,9 +28,9 @@ import aiosqlite
 from loguru import logger
 
 from core.errors import PluginError
+from core.group_commit import GroupCommit
 from core.store import ConversationInfo, Role, Turn
 from plugins.memory_sqlite.schema import check_ownership, migrate
-from plugins.memory_sqlite.writes import GroupCommit
 
 #: Conversations removed per transaction by :meth:`SqliteConversationStore.purge_idle`.
 PURGE_BATCH = 500
@@ -45,16 +45,6 @@ SELECT_NEWEST = (
     "SELECT role, text, channel, user_id, message_id, created_at, metadata FROM turns"
     " WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?"
 )
-
-#: aiosqlite runs each connection's calls on one thread through ``Connection._execute``
-#: (private, but unchanged since aiosqlite 0.17). Without it (a future release), the
-#: combined append-and-read falls back to two calls.
-_CAN_RUN_ON_THREAD = callable(getattr(aiosqlite.Connection, "_execute", None))
-
-
-async def run_on_thread(db: aiosqlite.Connection, work: Callable[[sqlite3.Connection], Any]) -> Any:
-    """``work(connection)`` on ``db``'s own thread, queued after its pending calls."""
-    return await db._execute(lambda: work(db._conn))
 
 
 def to_sql(value: str) -> SqlText:
@@ -111,7 +101,7 @@ class SqliteConversationStore:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
-        self._group = GroupCommit(self._on_writer, self._write_lock, INSERT_TURN, SELECT_NEWEST)
+        self._group = GroupCommit(lambda: self.writer, self._write_lock)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -203,9 +193,6 @@ class SqliteConversationStore:
         assert self._writer is not None, "SqliteConversationStore is not open"
         return self._writer
 
-    def _on_writer(self, work: Callable[[sqlite3.Connection], Any]) -> Awaitable[Any]:
-        return run_on_thread(self.writer, work)
-
     @property
     def reader(self) -> aiosqlite.Connection:
         assert self._reader is not None, "SqliteConversationStore is not open"
@@ -232,11 +219,7 @@ class SqliteConversationStore:
         """Store ``turn``; committed when this returns. A replay (same conversation, role
         and ``message_id``) stores nothing."""
         params = _turn_row(conversation_id, turn)
-        if _CAN_RUN_ON_THREAD:
-            await self._group.write(params)
-            return
-        async with self._write_lock:
-            await self.writer.execute(INSERT_TURN, params)
+        await self._group.write(lambda db: db.execute(INSERT_TURN, params).rowcount)
 
     async def history(
         self, conversation_id: str, limit: int | None = None, max_chars: int | None = None
@@ -266,12 +249,17 @@ class SqliteConversationStore:
         """
         limit = self.max_messages if limit is None else limit
         max_chars = self.max_chars if max_chars is None else max_chars
-        if not _CAN_RUN_ON_THREAD or (limit is not None and limit <= 0):
+        if limit is not None and limit <= 0:
             await self.append(conversation_id, turn)
-            return await self.history(conversation_id, limit, max_chars)
+            return []
         row = _turn_row(conversation_id, turn)
-        rows = await self._group.write(row, (row[0], -1 if limit is None else limit))
-        return _turns(rows, max_chars)
+        newest = (row[0], -1 if limit is None else limit)
+
+        def work(db: sqlite3.Connection) -> list[Any]:
+            db.execute(INSERT_TURN, row)
+            return db.execute(SELECT_NEWEST, newest).fetchall()
+
+        return _turns(await self._group.write(work), max_chars)
 
     async def clear(self, conversation_id: str) -> int:
         """Forget one conversation; returns how many turns were removed."""

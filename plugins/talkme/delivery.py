@@ -54,7 +54,9 @@ class ReplySender:
             return DeliveryResult.failed("the message carries no TalkMe token")
         sent_chars = progress.get("sent_chars", 0)
         sent_now = 0
-        for part in split_text(reply.text[sent_chars:], self._settings.max_message_chars):
+        finish = handover and not progress.get("finished", False)
+        parts = split_text(reply.text[sent_chars:], self._settings.max_message_chars)
+        for number, part in enumerate(parts, 1):
             if part.strip():
                 outcome = await self._api.send(token, part)
                 self._stats.api.observe(outcome, SEND)
@@ -63,8 +65,10 @@ class ReplySender:
                 self._stats.counters.messages_sent += 1
                 sent_now += 1
             sent_chars += len(part)
-            await progress.save(sent_chars=sent_chars)
-        if handover and not progress.get("finished", False):
+            if number < len(parts) or finish:
+                # After the last call, "delivered" is written next and says the same.
+                await progress.save(sent_chars=sent_chars)
+        if finish:
             outcome = await self._api.finish(token, self._settings.operator_code)
             self._stats.api.observe(outcome, FINISH)
             if not outcome.ok:

@@ -59,3 +59,19 @@ async def test_a_failed_answer_cannot_undo_another_conversations_delivery(tmp_pa
     rows = await queue.db.execute_fetchall("SELECT status FROM outbox WHERE seq = ?", (item.seq,))
     await queue.close()
     assert rows[0][0] == "delivered"  # else c1's reply would be sent again
+
+
+async def test_due_leaves_out_conversations_in_flight_and_still_fills_its_batch(tmp_path):
+    queue = DurableQueue(tmp_path / "g.db")
+    await queue.open()
+    for number in range(300):
+        message = Message(f"c{number}", "t", f"m{number}", message_id=f"m{number}")
+        assert await queue.accept(message)
+        await queue.answer(Reply(f"c{number}", "t", f"r{number}", message), now=1000 + number)
+    in_flight = {f"c{number}" for number in range(250)}
+    batch = await queue.due(2000, in_flight, limit=10)
+    # The oldest heads not in flight, in order, a full batch, their text intact.
+    assert [item.reply.text for item in batch] == [f"r{n}" for n in range(250, 260)]
+    assert await queue.next_due_at(in_flight) == 1250
+    assert await queue.next_due_at({f"c{number}" for number in range(300)}) is None
+    await queue.close()

@@ -5,8 +5,9 @@ import asyncio
 import sqlite3
 import time
 
+from core.group_commit import run_on_thread
 from core.store import Turn
-from plugins.memory_sqlite.store import SqliteConversationStore, run_on_thread
+from plugins.memory_sqlite.store import SqliteConversationStore
 
 
 async def test_a_cancelled_ping_leaves_no_transaction_open(tmp_path):

@@ -4,11 +4,8 @@ its own turn is committed, and one bad write fails only its caller."""
 import asyncio
 import sqlite3
 
-import aiosqlite
-
 from core.store import Turn
-from plugins.memory_sqlite.store import SqliteConversationStore, run_on_thread
-from plugins.memory_sqlite.writes import GroupCommit
+from plugins.memory_sqlite.store import SqliteConversationStore
 
 
 def committed_texts(path, conversation_id: str) -> list[str]:
@@ -48,24 +45,3 @@ async def test_a_cancelled_caller_still_gets_its_turn_stored(tmp_path):
         tasks[2].cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     assert committed_texts(path, "c1") == ["t0", "t1", "t2", "t3", "t4"]
-
-
-async def test_one_bad_write_in_a_shared_transaction_fails_only_its_caller(tmp_path):
-    async with aiosqlite.connect(tmp_path / "t.db", isolation_level=None) as db:
-        await db.execute("CREATE TABLE t (v INTEGER CHECK (v > 0))")
-        group = GroupCommit(
-            lambda work: run_on_thread(db, work),
-            asyncio.Lock(),
-            "INSERT INTO t(v) VALUES (?)",
-            "SELECT v FROM t WHERE v >= ? ORDER BY v",
-        )
-        outcomes = await asyncio.gather(
-            *(group.write((v,), (v,) if v == 3 else None) for v in (1, 2, -1, 3, 4)),
-            return_exceptions=True,
-        )
-        assert outcomes[:2] == [None, None]
-        assert isinstance(outcomes[2], sqlite3.IntegrityError)
-        assert outcomes[3] == [(3,)]
-        assert outcomes[4] is None
-        rows = await db.execute_fetchall("SELECT v FROM t ORDER BY rowid")
-        assert [v for (v,) in rows] == [1, 2, 3, 4]

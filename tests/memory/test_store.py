@@ -211,16 +211,6 @@ async def test_append_and_history_commits_before_it_returns(store, tmp_path):
         assert await texts(other, "c1") == ["kept"]
 
 
-async def test_append_and_history_without_aiosqlites_thread_hook(store, monkeypatch):
-    import plugins.memory_sqlite.store as module
-
-    monkeypatch.setattr(module, "_CAN_RUN_ON_THREAD", False)
-    await store.append("c1", turn("one"))
-    assert [t.text for t in await store.append_and_history("c1", turn("two"))] == ["one", "two"]
-    assert await store.append_and_history("c1", turn("three"), limit=0) == []
-    assert await texts(store, "c1") == ["one", "two", "three"]
-
-
 async def test_concurrent_append_and_history_each_see_their_own_turn(store):
     async def one(i: int) -> list[str]:
         window = await store.append_and_history(f"c{i % 5}", turn(f"t{i}"), limit=3)
