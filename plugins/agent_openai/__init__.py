@@ -1,10 +1,10 @@
 """agent_openai: the default agent, an OpenAI-compatible model grounded in a knowledge base.
 
-Hooks: ``settings_model``, ``lifespan`` (one ``AsyncOpenAI`` client and the knowledge
-index for the app's lifetime), ``agent`` and ``knowledge_search`` (both ``trylast`` so
-another plugin can replace them), ``register_commands`` (``eneca-bot kb ...``) and
-``health_check``. With no ``OPENAI_API_KEY`` and no ``OPENAI_BASE_URL`` it answers from
-the knowledge base alone.
+Hooks: ``settings_model``, ``lifespan`` (one ``AsyncOpenAI`` client for the app's lifetime,
+built on the first model request, and the knowledge index), ``agent`` and
+``knowledge_search`` (both ``trylast`` so another plugin can replace them),
+``register_commands`` (``eneca-bot kb ...``) and ``health_check``. With no
+``OPENAI_API_KEY`` and no ``OPENAI_BASE_URL`` it answers from the knowledge base alone.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import argparse
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-import openai
 from loguru import logger
 
 from core import hookimpl
@@ -22,9 +21,9 @@ from core.gateway import Gateway
 from core.health import Check
 from core.knowledge import Passage
 from plugins.agent_openai.agent import OpenAIAgent
-from plugins.agent_openai.client import build_client, public_url
 from plugins.agent_openai.commands import add_commands
 from plugins.agent_openai.knowledge import KnowledgeIndex
+from plugins.agent_openai.model import OpenAIModel
 from plugins.agent_openai.prompt import load_system_prompt
 from plugins.agent_openai.settings import OpenAIAgentSettings
 
@@ -38,7 +37,7 @@ class OpenAIAgentPlugin:
 
     def __init__(self) -> None:
         self.index: KnowledgeIndex | None = None
-        self.client: openai.AsyncOpenAI | None = None
+        self.model: OpenAIModel | None = None
         self._agent: OpenAIAgent | None = None
 
     # -- set-up ---------------------------------------------------------------------------
@@ -76,10 +75,8 @@ class OpenAIAgentPlugin:
         if settings.llm_configured:
             if settings.openai_api_key is not None:
                 gateway.redactor.add(settings.openai_api_key.get_secret_value())
-            self.client = build_client(settings)
-            logger.info(
-                "agent: model {} at {}", settings.openai_model, public_url(self.client.base_url)
-            )
+            self.model = OpenAIModel(settings)
+            logger.info("agent: model {} at {}", settings.openai_model, self.model.base_url)
         else:
             logger.warning(
                 "no OPENAI_API_KEY or OPENAI_BASE_URL: answering from the knowledge base only"
@@ -88,14 +85,14 @@ class OpenAIAgentPlugin:
         async def search(query: str, limit: int) -> Sequence[Passage]:
             return await gateway.knowledge_search(query, limit)
 
-        self._agent = OpenAIAgent(settings, self.client, search, load_system_prompt(settings))
+        self._agent = OpenAIAgent(settings, self.model, search, load_system_prompt(settings))
         try:
             yield
         finally:
             self._agent = None
-            if self.client is not None:
-                await self.client.close()
-                self.client = None
+            if self.model is not None:
+                await self.model.close()
+                self.model = None
             await self._close_index()
 
     @hookimpl

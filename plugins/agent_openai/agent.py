@@ -13,12 +13,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import openai
 from loguru import logger
 
 from core.agent import AgentRequest, ChunkSink, Tool
 from core.events import Message, Reply, ReplyError
-from plugins.agent_openai.client import create_chat, public_url, stream_chat
 from plugins.agent_openai.fallback import (
     EmptyReplyError,
     StreamCutError,
@@ -28,6 +26,7 @@ from plugins.agent_openai.fallback import (
     no_match_text,
     refused_or_dropped,
 )
+from plugins.agent_openai.model import OpenAIModel
 from plugins.agent_openai.prompt import chat_messages, with_context
 from plugins.agent_openai.settings import OpenAIAgentSettings
 from plugins.agent_openai.tools import (
@@ -59,12 +58,12 @@ class OpenAIAgent:
     def __init__(
         self,
         settings: OpenAIAgentSettings,
-        client: openai.AsyncOpenAI | None,
+        model: OpenAIModel | None,
         search: Search,
         system_prompt: str,
     ) -> None:
         self.settings = settings
-        self.client = client
+        self.model = model
         self.search = search
         self.system_prompt = system_prompt
         self.requests = 0
@@ -78,7 +77,7 @@ class OpenAIAgent:
     async def respond(self, request: AgentRequest, on_chunk: ChunkSink) -> Reply:
         sink = _ChunkCounter(on_chunk)
         self.requests += 1
-        if self.client is None:
+        if self.model is None:
             return await self._knowledge_only(request.message, sink)
         try:
             return await self._converse(request, sink)
@@ -99,9 +98,9 @@ class OpenAIAgent:
 
     def status(self) -> Mapping[str, Any]:
         return {
-            "configured": self.client is not None,
-            "model": self.settings.openai_model if self.client is not None else None,
-            "base_url": public_url(self.client.base_url) if self.client is not None else None,
+            "configured": self.model is not None,
+            "model": self.settings.openai_model if self.model is not None else None,
+            "base_url": self.model.base_url if self.model is not None else None,
             "knowledge_mode": self.settings.knowledge_mode,
             "requests": self.requests,
             "failures": self.failures,
@@ -201,18 +200,19 @@ class OpenAIAgent:
     async def _whole_round(
         self, messages: list[dict[str, Any]], tools: Mapping[str, Tool]
     ) -> RoundResult:
-        assert self.client is not None
-        return completion_result(await create_chat(self.client, self._params(messages, tools)))
+        assert self.model is not None
+        return completion_result(await self.model.create_chat(self._params(messages, tools)))
 
     async def _stream_round(
         self, messages: list[dict[str, Any]], tools: Mapping[str, Tool], sink: _ChunkCounter
     ) -> RoundResult:
-        assert self.client is not None
+        assert self.model is not None
+        openai = await self.model.sdk()  # its error types
         params = self._params(messages, tools)
         if self._stream_usage:
             params["stream_options"] = {"include_usage": True}
         try:
-            stream = await stream_chat(self.client, params)
+            stream = await self.model.stream_chat(params)
         except openai.BadRequestError as exc:
             if "stream_options" not in str(exc) or not self._stream_usage:
                 raise
@@ -220,7 +220,7 @@ class OpenAIAgent:
             logger.warning("the model server rejects stream_options; streaming without usage")
             self._stream_usage = False
             params.pop("stream_options")
-            stream = await stream_chat(self.client, params)
+            stream = await self.model.stream_chat(params)
         reader = StreamReader()
         try:
             async for chunk in stream:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import openai
 from openai import _constants as openai_constants
@@ -99,13 +98,3 @@ async def stream_chat(client: openai.AsyncOpenAI, params: dict[str, Any]) -> Raw
         stream=True,
         stream_cls=RawStream,
     )
-
-
-def public_url(url: object) -> str:
-    """``url`` without a ``user:password@`` part, for logs and /health."""
-    parts = urlsplit(str(url))
-    if parts.username is None and parts.password is None:
-        return str(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 import aiohttp
-import openai
 from pydantic import ValidationError
 
 from core.events import ReplyError
@@ -78,16 +79,31 @@ def refused_or_dropped(exc: BaseException) -> bool:
 
 def classify(exc: BaseException) -> ReplyError:
     """The reply error code for a failure of the model (after the client's retries)."""
-    if isinstance(exc, openai.APITimeoutError) and refused_or_dropped(exc):
-        return ReplyError("llm_unavailable", "the language model is unavailable")
-    if isinstance(exc, openai.APITimeoutError | TimeoutError):
+    # The SDK is imported on the first model request: before that, no error is the SDK's.
+    sdk = sys.modules.get("openai")
+    error = None if sdk is None else _classify_sdk_error(exc, sdk)
+    if error is not None:
+        return error
+    if isinstance(exc, TimeoutError):
+        return ReplyError("llm_timeout", "the language model did not answer in time")
+    if isinstance(exc, StreamCutError):
+        return ReplyError("llm_bad_response", "the language model's stream was cut off")
+    if isinstance(
+        exc, json.JSONDecodeError | ValidationError | EmptyReplyError | MalformedResponseError
+    ):
+        return ReplyError("llm_bad_response", "the language model sent a malformed response")
+    return ReplyError("llm_error", f"the language model call failed ({type(exc).__name__})")
+
+
+def _classify_sdk_error(exc: BaseException, openai: ModuleType) -> ReplyError | None:
+    if isinstance(exc, openai.APITimeoutError):
+        if refused_or_dropped(exc):
+            return ReplyError("llm_unavailable", "the language model is unavailable")
         return ReplyError("llm_timeout", "the language model did not answer in time")
     if isinstance(exc, openai.RateLimitError):
         return ReplyError("llm_rate_limited", "the language model is rate limited")
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
         return ReplyError("llm_auth_failed", "the language model rejected the API key")
-    if isinstance(exc, StreamCutError):
-        return ReplyError("llm_bad_response", "the language model's stream was cut off")
     if isinstance(exc, openai.APIConnectionError | openai.InternalServerError):
         return ReplyError("llm_unavailable", "the language model is unavailable")
     if isinstance(exc, openai.APIStatusError):
@@ -96,14 +112,6 @@ def classify(exc: BaseException) -> ReplyError:
         return ReplyError(
             "llm_request_rejected", f"the language model rejected the request ({exc.status_code})"
         )
-    if isinstance(
-        exc,
-        json.JSONDecodeError
-        | openai.APIResponseValidationError
-        | ValidationError
-        | EmptyReplyError
-        | MalformedResponseError
-        | openai.APIError,
-    ):
+    if isinstance(exc, openai.APIResponseValidationError | openai.APIError):
         return ReplyError("llm_bad_response", "the language model sent a malformed response")
-    return ReplyError("llm_error", f"the language model call failed ({type(exc).__name__})")
+    return None

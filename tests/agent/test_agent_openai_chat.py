@@ -260,7 +260,7 @@ async def test_a_server_without_stream_options_still_streams(agent_app, fake_ope
 
 
 def test_credentials_in_the_base_url_are_not_shown():
-    from plugins.agent_openai.client import public_url
+    from plugins.agent_openai.model import public_url
 
     assert public_url("http://bob:s3cret@llm.local:8080/v1") == "http://llm.local:8080/v1"
     assert public_url("https://api.openai.com/v1/") == "https://api.openai.com/v1/"
