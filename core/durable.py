@@ -23,6 +23,7 @@ import aiosqlite
 from core.errors import PluginError
 from core.events import MERGED_IDS, Message, Reply, ReplyError
 from core.group_commit import GroupCommit, run_on_thread
+from core.jsonenc import dumps
 
 SCHEMA_VERSION = 2
 
@@ -62,7 +63,7 @@ CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 
 
 def message_to_json(message: Message) -> str:
-    return json.dumps(
+    return dumps(
         {
             "id": message.id,
             "conversation_id": message.conversation_id,
@@ -73,8 +74,7 @@ def message_to_json(message: Message) -> str:
             "message_id": message.message_id,
             "metadata": dict(message.metadata),
             "received_at": message.received_at,
-        },
-        ensure_ascii=False,
+        }
     )
 
 
@@ -83,7 +83,7 @@ def message_from_json(raw: str) -> Message:
 
 
 def reply_to_json(reply: Reply) -> str:
-    return json.dumps(
+    return dumps(
         {
             "text": reply.text,
             "error": None if reply.error is None else [reply.error.code, reply.error.message],
@@ -91,8 +91,7 @@ def reply_to_json(reply: Reply) -> str:
             "actions": list(reply.actions),
             "metadata": dict(reply.metadata),
             "created_at": reply.created_at,
-        },
-        ensure_ascii=False,
+        }
     )
 
 
@@ -320,7 +319,7 @@ class DurableQueue:
         """Record what a channel has already sent of one reply (committed at once)."""
         await self._write_one(
             "UPDATE outbox SET progress = ? WHERE seq = ?",
-            (json.dumps(progress, ensure_ascii=False), seq),
+            (dumps(progress), seq),
         )
 
     async def mark_delivered(self, seq: int, attempts: int) -> None:

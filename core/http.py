@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from core.errors import ApiError
 from core.gateway import GATEWAY
+from core.jsonenc import dumps
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -30,23 +31,6 @@ REQUEST_ID = "request_id"
 CONVERSATION_ID = "conversation_id"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def _json_dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-try:  # optional accelerator
-    import orjson
-
-    def dumps(value: Any) -> str:
-        try:
-            return orjson.dumps(value).decode()
-        except TypeError:  # past orjson's 255 levels, or a str subclass as a key
-            return _json_dumps(value)
-
-except ImportError:  # pragma: no cover - depends on the environment
-    dumps = _json_dumps
 
 
 def json_response(

@@ -24,6 +24,7 @@ from core.delivery import DeliveryProgress, DeliveryResult
 from core.events import Message, Reply, SessionCleared
 from core.gateway import Gateway
 from core.health import Check
+from core.jsonenc import dumps
 from plugins.talkme.api import TYPING, TalkMeApi
 from plugins.talkme.delivery import HANDOVER, ReplySender
 from plugins.talkme.payload import CHANNEL, token_of
@@ -80,6 +81,7 @@ class TalkMePlugin:
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.request_timeout_s),
             headers={"User-Agent": f"eneca-bot/{gateway.version}"},
+            json_serialize=dumps,
         )
         self._api = TalkMeApi(settings.api_url, self._session, settings.request_timeout_s)
         self._sender = ReplySender(settings, self._api, self.stats)
