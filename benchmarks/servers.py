@@ -19,7 +19,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 #: Environment variables passed through to every child; nothing else leaks in (no
 #: ``PLUGINS`` or ``API_KEYS`` from the caller's shell).
-_PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+_PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "PYTHONPATH")
 
 
 def free_port() -> int:

@@ -15,6 +15,7 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,28 @@ _HEAD_OF_CONVERSATION = (
     "o.seq = (SELECT MIN(seq) FROM outbox WHERE conversation_id = o.conversation_id"
     " AND status = 'pending')"
 )
+
+
+#: The conversations' oldest pending replies whose time has come, busy ones left out.
+_DUE = (
+    "SELECT o.conversation_id, o.seq, o.reply, o.attempts, o.progress, i.message FROM outbox o"
+    " JOIN inbox i ON i.id = o.message_id"
+    " WHERE o.status = 'pending' AND o.next_attempt_at <= ?"
+    f" AND {_NOT_BUSY} AND {_HEAD_OF_CONVERSATION} ORDER BY o.seq LIMIT ?"
+)
+
+
+def _next_due_at(db: sqlite3.Connection, busy: str) -> float | None:
+    """The earliest attempt time of a conversation's oldest pending reply, the
+    conversations in the JSON array ``busy`` left out."""
+    # Only each conversation's oldest pending reply can be attempted: a later row that is
+    # "due" behind a head waiting for its retry must not wake the loop.
+    [(when,)] = db.execute(
+        "SELECT MIN(o.next_attempt_at) FROM outbox o WHERE o.status = 'pending'"
+        f" AND {_NOT_BUSY} AND {_HEAD_OF_CONVERSATION}",
+        (busy,),
+    ).fetchall()
+    return when  # type: ignore[no-any-return]
 
 
 class DurableQueue:
@@ -287,33 +310,33 @@ class DurableQueue:
         """The oldest pending reply of each conversation not in ``busy`` whose attempt
         time has come. The query leaves the busy ones out: with hundreds of deliveries in
         flight, reading and decoding their rows on every wake cost more than delivering."""
-        rows = await self._read(
-            "SELECT o.seq, o.reply, o.attempts, o.progress, i.message FROM outbox o"
-            " JOIN inbox i ON i.id = o.message_id"
-            " WHERE o.status = 'pending' AND o.next_attempt_at <= ?"
-            f" AND {_NOT_BUSY} AND {_HEAD_OF_CONVERSATION} ORDER BY o.seq LIMIT ?",
-            (now, json.dumps(list(busy)), limit),
-        )
+        return (await self.schedule(now, busy, limit))[0]
+
+    async def next_due_at(self, busy: set[str]) -> float | None:
+        """When the next conversation not in ``busy`` has a reply to attempt."""
+        return await run_on_thread(self.db, partial(_next_due_at, busy=json.dumps(list(busy))))
+
+    async def schedule(
+        self, now: float, busy: set[str], limit: int = 64
+    ) -> tuple[list[PendingDelivery], float | None]:
+        """:meth:`due`, and when the next attempt after those is due (``None``: nothing
+        pending), in one hand-off to the database's thread."""
+
+        def work(db: sqlite3.Connection) -> tuple[list[Any], float | None]:
+            rows = db.execute(_DUE, (now, json.dumps(list(busy)), limit)).fetchall()
+            taken = busy | {row[0] for row in rows}
+            return rows, _next_due_at(db, json.dumps(list(taken)))
+
+        rows, next_at = await run_on_thread(self.db, work)
         result = []
-        for seq, reply_json, attempts, progress, message_json in rows:
+        for _, seq, reply_json, attempts, progress, message_json in rows:
             message = message_from_json(message_json)
             result.append(
                 PendingDelivery(
                     seq, reply_from_json(reply_json, message), attempts, json.loads(progress)
                 )
             )
-        return result
-
-    async def next_due_at(self, busy: set[str]) -> float | None:
-        """When the next conversation not in ``busy`` has a reply to attempt."""
-        # Only each conversation's oldest pending reply can be attempted: a later row that
-        # is "due" behind a head waiting for its retry must not wake the loop.
-        [(when,)] = await self._read(
-            "SELECT MIN(o.next_attempt_at) FROM outbox o WHERE o.status = 'pending'"
-            f" AND {_NOT_BUSY} AND {_HEAD_OF_CONVERSATION}",
-            (json.dumps(list(busy)),),
-        )
-        return when  # type: ignore[no-any-return]
+        return result, next_at
 
     async def save_progress(self, seq: int, progress: dict[str, Any]) -> None:
         """Record what a channel has already sent of one reply (committed at once)."""

@@ -85,12 +85,12 @@ class Outbox:
             try:
                 # A snapshot: an attempt that ends while due() reads would otherwise free
                 # its conversation and the stale row would be sent a second time.
-                for item in await self._queue.due(time.time(), set(self._busy)):
+                due, next_at = await self._queue.schedule(time.time(), set(self._busy))
+                for item in due:
                     self._busy.add(item.reply.conversation_id)
                     task = asyncio.create_task(self._attempt(item))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
-                next_at = await self._queue.next_due_at(set(self._busy))
             except Exception as exc:  # the database went away: try again shortly
                 logger.opt(exception=exc).error("outbox: cannot read pending replies: {}", exc)
                 next_at = time.time() + 1.0
