@@ -5,6 +5,7 @@ durable when acked) and the end-to-end time until ``customBot/send`` reaches Tal
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import urllib.request
@@ -37,6 +38,37 @@ def fake_talkme(workdir: Path) -> servers.Process:
     )
 
 
+#: Webhooks (from their own visitors) sent and delivered before the measured load.
+WARMUP_RATE = 20
+
+
+def _send(
+    url: str, rate: float, seconds: float, visitors: int, run: str, timeout: float
+) -> dict[str, Any]:
+    """Run the open-loop webhook sender; its JSON report."""
+    spec = {"url": url, "rate": rate, "seconds": seconds, "visitors": visitors, "run": run}
+    done = servers.subprocess.run(
+        [sys.executable, str(WEBHOOKS), json.dumps(spec)],
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"webhook load failed:\n{done.stderr.decode()[-3000:]}")
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def _wait_delivered(api_url: str, count: int, timeout: float) -> int:
+    """Until the fake TalkMe API received ``count`` sends (or ``timeout``); how many it has."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = _get(f"{api_url}/stats")
+        delivered = sum(len(times) for times in stats["sends"].values())
+        if delivered >= count or time.monotonic() > deadline:
+            return delivered
+        time.sleep(0.25)
+
+
 def run_talkme(seconds: float, workdir: Path, *, rate: float, agent_s: float) -> dict[str, Any]:
     visitors = max(1, int(rate * max(agent_s * 2.5, 1.0)))  # each visitor every ~2.5 agent times
     total = int(rate * seconds)
@@ -57,39 +89,21 @@ def run_talkme(seconds: float, workdir: Path, *, rate: float, agent_s: float) ->
         ).start() as gateway,
     ):
         idle = memory_mb(gateway.pid)["rss"]
+        url = f"{gateway.url}/webhook/talkme/bench-secret"
+        # Warm-up, as in the other scenarios: the first model request imports the openai
+        # SDK (about 0.3 s, once per process), which is not the steady state measured here.
+        _send(url, WARMUP_RATE, 1.0, WARMUP_RATE, "warm", 60)
+        warm = _wait_delivered(api.url, WARMUP_RATE, agent_s + 30)
         cpu_before = cpu_seconds(gateway.pid)
-        done = servers.subprocess.run(
-            [
-                sys.executable,
-                str(WEBHOOKS),
-                json.dumps(
-                    {
-                        "url": f"{gateway.url}/webhook/talkme/bench-secret",
-                        "rate": rate,
-                        "seconds": seconds,
-                        "visitors": visitors,
-                        "run": run,
-                    }
-                ),
-            ],
-            capture_output=True,
-            timeout=seconds + 300,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"webhook load failed:\n{done.stderr.decode()[-3000:]}")
-        load = json.loads(done.stdout)
-        deadline = time.monotonic() + agent_s + 60
-        while True:
-            stats = _get(f"{api.url}/stats")
-            delivered = sum(len(times) for times in stats["sends"].values())
-            if delivered >= total or time.monotonic() > deadline:
-                break
-            time.sleep(0.25)
+        load = _send(url, rate, seconds, visitors, run, seconds + 300)
+        delivered = _wait_delivered(api.url, warm + total, agent_s + 60) - warm
+        stats = _get(f"{api.url}/stats")
         cpu = cpu_seconds(gateway.pid) - cpu_before
         peak = memory_mb(gateway.pid)["peak"]
         records = _get(f"{upstream.url}/stats?run={run}")["records"]
     acks = [row[2] for row in load["sent"]]
+    if os.environ.get("BENCH_DUMP_ACKS"):  # [visitor, sent at, ack seconds, status] each
+        Path(os.environ["BENCH_DUMP_ACKS"]).write_text(json.dumps(load["sent"]))
     failed = [row for row in load["sent"] if row[3] != 200]
     sent_at: dict[int, list[float]] = defaultdict(list)
     for visitor, started, _, status in load["sent"]:
@@ -116,7 +130,7 @@ def run_talkme(seconds: float, workdir: Path, *, rate: float, agent_s: float) ->
         "end_to_end_p99_ms": ms(percentile(end_to_end, 99)),
         "agent_ms": agent_s * 1000,
         "cpu_ms_per_message": round(cpu * 1000 / total, 3) if total else None,
-        "typing_calls": stats["calls"].get("simulateTyping", 0),
+        "typing_calls": stats["calls"].get("simulateTyping", 0) - warm,
         "history_ok": history_ok,
         "idle_rss_mb": round(idle, 1),
         "peak_rss_mb": round(peak, 1),
