@@ -413,8 +413,9 @@ def _turns(rows: Sequence[Any], max_chars: int | None) -> list[Turn]:
                 _optional_from_sql(user_id),
                 _optional_from_sql(message_id),
                 created_at,
-                json.loads(from_sql(metadata)),
+                {} if metadata == "{}" else json.loads(from_sql(metadata)),
             )
+
         )
     return newest_first[::-1]
 
