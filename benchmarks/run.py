@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -110,8 +111,9 @@ def long_figures(per_turn: list[list[Any]], turns: int) -> dict[str, Any]:
         return {}
     first_cpu = sum(row[3] for row in first)
     last_cpu = sum(row[3] for row in last)
-    first_latency = median(row[2] for row in first) or 0.0
-    last_latency = median(row[2] for row in last) or 0.0
+    # Not figures.median: it rounds to 3 places, whole milliseconds for seconds.
+    first_latency = statistics.median(row[2] for row in first)
+    last_latency = statistics.median(row[2] for row in last)
     return {
         "first10_latency_ms": round(first_latency * 1000, 2),
         "last10_latency_ms": round(last_latency * 1000, 2),

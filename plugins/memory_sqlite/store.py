@@ -415,7 +415,6 @@ def _turns(rows: Sequence[Any], max_chars: int | None) -> list[Turn]:
                 created_at,
                 {} if metadata == "{}" else json.loads(from_sql(metadata)),
             )
-
         )
     return newest_first[::-1]
 

@@ -34,3 +34,13 @@ def test_stream_endpoint_reports_first_chunk(tmp_path):
     assert stream["errors"] == 0
     assert stream["history_ok"], stream.get("history_problems")
     assert stream["first_chunk_p50_ms"] is not None
+
+
+def test_the_long_conversation_ratio_keeps_sub_millisecond_differences():
+    from benchmarks.run import long_figures
+
+    # (user, turn, latency s, cpu ns): 2.4 ms early, 2.6 ms late - not "2 ms vs 3 ms".
+    rows = [[0, turn, 0.0024 if turn <= 10 else 0.0026, 1_000_000] for turn in range(1, 201)]
+    figures = long_figures(rows, 200)
+    assert figures["last10_vs_first10_latency"] == round(0.0026 / 0.0024, 3)
+    assert figures["first10_latency_ms"] == 2.4
