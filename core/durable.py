@@ -15,7 +15,6 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -306,21 +305,14 @@ class DurableQueue:
         """Every row of one query, in one hand-off to the connection's thread."""
         return await run_on_thread(self.db, lambda db: db.execute(sql, params).fetchall())
 
-    async def due(self, now: float, busy: set[str], limit: int = 64) -> list[PendingDelivery]:
-        """The oldest pending reply of each conversation not in ``busy`` whose attempt
-        time has come. The query leaves the busy ones out: with hundreds of deliveries in
-        flight, reading and decoding their rows on every wake cost more than delivering."""
-        return (await self.schedule(now, busy, limit))[0]
-
-    async def next_due_at(self, busy: set[str]) -> float | None:
-        """When the next conversation not in ``busy`` has a reply to attempt."""
-        return await run_on_thread(self.db, partial(_next_due_at, busy=json.dumps(list(busy))))
-
     async def schedule(
         self, now: float, busy: set[str], limit: int = 64
     ) -> tuple[list[PendingDelivery], float | None]:
-        """:meth:`due`, and when the next attempt after those is due (``None``: nothing
-        pending), in one hand-off to the database's thread."""
+        """The oldest pending reply of each conversation not in ``busy`` whose attempt
+        time has come (at most ``limit``), and when the next attempt after those is due
+        (``None``: nothing pending), in one hand-off to the database's thread. The query
+        leaves the busy ones out: with hundreds of deliveries in flight, reading and
+        decoding their rows on every wake cost more than delivering."""
 
         def work(db: sqlite3.Connection) -> tuple[list[Any], float | None]:
             rows = db.execute(_DUE, (now, json.dumps(list(busy)), limit)).fetchall()

@@ -26,7 +26,6 @@ try:  # optional accelerator
         """``value`` as compact JSON text."""
         try:
             return orjson.dumps(value, option=_STRICT).decode()
-
         except TypeError:
             return _json_dumps(value)
 

@@ -83,7 +83,7 @@ class Outbox:
         while True:
             self._wake.clear()
             try:
-                # A snapshot: an attempt that ends while due() reads would otherwise free
+                # A snapshot: an attempt that ends while schedule() reads would otherwise free
                 # its conversation and the stale row would be sent a second time.
                 due, next_at = await self._queue.schedule(time.time(), set(self._busy))
                 for item in due:

@@ -47,7 +47,7 @@ async def test_the_loop_sleeps_while_a_conversations_head_waits_for_its_retry(tm
 
 async def test_a_failed_answer_cannot_undo_another_conversations_delivery(tmp_path):
     queue = await _queue_with_replies(tmp_path / "g.db", ["a"], conversation="c1")
-    [item] = await queue.due(1e12, set())
+    [item], _ = await queue.schedule(1e12, set())
     second = Message("c2", "t", "b", message_id="b")
     await queue.accept(second)
     unencodable = Reply("c2", "t", "b", second, metadata={"at": datetime.datetime.now()})
@@ -69,14 +69,12 @@ async def test_due_leaves_out_conversations_in_flight_and_still_fills_its_batch(
         assert await queue.accept(message)
         await queue.answer(Reply(f"c{number}", "t", f"r{number}", message), now=1000 + number)
     in_flight = {f"c{number}" for number in range(250)}
-    batch = await queue.due(2000, in_flight, limit=10)
+    batch, next_at = await queue.schedule(2000, in_flight, limit=10)
     # The oldest heads not in flight, in order, a full batch, their text intact.
     assert [item.reply.text for item in batch] == [f"r{n}" for n in range(250, 260)]
-    assert await queue.next_due_at(in_flight) == 1250
-    # Both in one hand-off: the next attempt after the batch it returns.
-    batch, next_at = await queue.schedule(2000, in_flight, limit=10)
-    assert [item.reply.text for item in batch] == [f"r{n}" for n in range(250, 260)]
+    # Read in the same hand-off: the next attempt after the batch it returns.
     assert next_at == 1260
-
-    assert await queue.next_due_at({f"c{number}" for number in range(300)}) is None
+    # With none taken, the next attempt is the oldest head not in flight.
+    assert await queue.schedule(2000, in_flight, limit=0) == ([], 1250)
+    assert await queue.schedule(2000, {f"c{number}" for number in range(300)}) == ([], None)
     await queue.close()
