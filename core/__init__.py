@@ -1,28 +1,196 @@
-"""eneca-bot's core: events, the bus, the hooks, plugin loading and the app factory.
+"""eneca-bot's core. Plugins import what they need from here, and only from here::
 
-Plugins import what they need from here::
+    from core import hookimpl, Gateway, Message, Reply
 
-    from core import hookimpl, Message, Reply
+The names are loaded on first use (PEP 562), so ``import core`` stays cheap (the pytest
+plugin imports it in every test run) and the rooms underneath can change without
+breaking a plugin. The rooms: ``core.contract`` (values and interfaces), ``core.engine``
+(bus, pipeline), ``core.durable`` (inbox/outbox), ``core.web`` (aiohttp), ``core.config``;
+see docs/architecture.md.
 """
 
 from __future__ import annotations
 
+import importlib
 from importlib import metadata
+from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = metadata.version("eneca-bot")
 except metadata.PackageNotFoundError:  # running from a checkout that is not installed
     __version__ = "0.0.0"
 
-from core.events import Chunk, Message, Reply, ReplyError, SessionCleared
-from core.plugins import hookimpl
+#: Public name -> the module that defines it.
+_EXPORTS: dict[str, str] = {
+    # the hook marker and the façade
+    "hookimpl": "core.plugins",
+    "Gateway": "core.gateway",
+    "ReplyHandle": "core.engine.bus",
+    # values and interfaces (the contract room)
+    "Message": "core.contract.events",
+    "Reply": "core.contract.events",
+    "ReplyError": "core.contract.events",
+    "Chunk": "core.contract.events",
+    "SessionCleared": "core.contract.events",
+    "Agent": "core.contract.agent",
+    "AgentRequest": "core.contract.agent",
+    "ChunkSink": "core.contract.agent",
+    "Tool": "core.contract.agent",
+    "ToolResult": "core.contract.agent",
+    "ConversationStore": "core.contract.store",
+    "AppendsWithHistory": "core.contract.store",
+    "ConversationInfo": "core.contract.store",
+    "Role": "core.contract.store",
+    "Turn": "core.contract.store",
+    "DeliveryResult": "core.contract.delivery",
+    "DeliveryProgress": "core.contract.delivery",
+    "Check": "core.contract.health",
+    "Passage": "core.contract.knowledge",
+    "EnecaError": "core.contract.errors",
+    "ConfigError": "core.contract.errors",
+    "PluginError": "core.contract.errors",
+    "BusFullError": "core.contract.errors",
+    "BusClosedError": "core.contract.errors",
+    "StorageUnavailable": "core.contract.errors",
+    "RateLimited": "core.contract.errors",
+    # settings
+    "PluginSettings": "core.config.settings",
+    "CommaList": "core.config.settings",
+    "split_commas": "core.config.settings",
+    # helpers for channels (the web room)
+    "ApiError": "core.web.errors",
+    "api_error": "core.web.errors",
+    "REQUEST_ID": "core.web.http",
+    "bind_conversation": "core.web.http",
+    "describe_errors": "core.web.http",
+    "error_response": "core.web.http",
+    "json_response": "core.web.http",
+    "read_json": "core.web.http",
+    "read_model": "core.web.http",
+    "validate": "core.web.http",
+    "presented_key": "core.web.auth",
+    "require_api_key": "core.web.auth",
+    "client_ip": "core.web.client",
+    "endpoint": "core.web.openapi",
+    "ErrorDetail": "core.web.openapi",
+    "ErrorResponse": "core.web.openapi",
+    "NOT_BLANK": "core.web.openapi",
+    # helpers for storage plugins and stats
+    "GroupCommit": "core.durable.group_commit",
+    "percentile": "core.durable.stats",
+    "dumps": "core.jsonenc",
+}
 
 __all__ = [
+    "NOT_BLANK",
+    "REQUEST_ID",
+    "Agent",
+    "AgentRequest",
+    "ApiError",
+    "AppendsWithHistory",
+    "BusClosedError",
+    "BusFullError",
+    "Check",
     "Chunk",
+    "ChunkSink",
+    "CommaList",
+    "ConfigError",
+    "ConversationInfo",
+    "ConversationStore",
+    "DeliveryProgress",
+    "DeliveryResult",
+    "EnecaError",
+    "ErrorDetail",
+    "ErrorResponse",
+    "Gateway",
+    "GroupCommit",
     "Message",
+    "Passage",
+    "PluginError",
+    "PluginSettings",
+    "RateLimited",
     "Reply",
     "ReplyError",
+    "ReplyHandle",
+    "Role",
     "SessionCleared",
+    "StorageUnavailable",
+    "Tool",
+    "ToolResult",
+    "Turn",
     "__version__",
+    "api_error",
+    "bind_conversation",
+    "client_ip",
+    "describe_errors",
+    "dumps",
+    "endpoint",
+    "error_response",
     "hookimpl",
+    "json_response",
+    "percentile",
+    "presented_key",
+    "read_json",
+    "read_model",
+    "require_api_key",
+    "split_commas",
+    "validate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # for type checkers and editors; nothing is imported at run time
+    from core.config.settings import CommaList, PluginSettings, split_commas
+    from core.contract.agent import Agent, AgentRequest, ChunkSink, Tool, ToolResult
+    from core.contract.delivery import DeliveryProgress, DeliveryResult
+    from core.contract.errors import (
+        BusClosedError,
+        BusFullError,
+        ConfigError,
+        EnecaError,
+        PluginError,
+        RateLimited,
+        StorageUnavailable,
+    )
+    from core.contract.events import Chunk, Message, Reply, ReplyError, SessionCleared
+    from core.contract.health import Check
+    from core.contract.knowledge import Passage
+    from core.contract.store import (
+        AppendsWithHistory,
+        ConversationInfo,
+        ConversationStore,
+        Role,
+        Turn,
+    )
+    from core.durable.group_commit import GroupCommit
+    from core.durable.stats import percentile
+    from core.engine.bus import ReplyHandle
+    from core.gateway import Gateway
+    from core.jsonenc import dumps
+    from core.plugins import hookimpl
+    from core.web.auth import presented_key, require_api_key
+    from core.web.client import client_ip
+    from core.web.errors import ApiError, api_error
+    from core.web.http import (
+        REQUEST_ID,
+        bind_conversation,
+        describe_errors,
+        error_response,
+        json_response,
+        read_json,
+        read_model,
+        validate,
+    )
+    from core.web.openapi import NOT_BLANK, ErrorDetail, ErrorResponse, endpoint

@@ -1,50 +1,47 @@
-"""The gateway: what every hook receives. It owns the bus, the store, the agent and the
-durable inbox/outbox, and runs the pipeline that answers one message."""
+"""The gateway façade: everything a plugin may use, and nothing else.
+
+Every hook receives the :class:`Gateway`. Its public members are the plugin API
+(documented in docs/plugins.md, "The gateway", and checked by a test); the engine and the
+durable inbox/outbox behind it are private and may change. Built by
+:func:`core.web.app.create_app`, which also drives its lifecycle.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pluggy
-from aiohttp import web
 from loguru import logger
 from pydantic_settings import BaseSettings
 
-from core.agent import Agent, AgentRequest, Tool
-from core.bus import InProcessBus, MessageBus, ReplyHandle
-from core.delivery import DeliveryProgress, DeliveryResult
-from core.durable import DurableQueue
-from core.events import (
-    MERGED_IDS,
-    Message,
-    Reply,
-    ReplyError,
-    SessionCleared,
-    public_metadata,
-)
-from core.health import Check
+from core.config.settings import CoreSettings
+from core.contract.agent import Agent
+from core.contract.events import Message, SessionCleared
+from core.contract.health import Check
+from core.contract.knowledge import Passage
+from core.contract.store import ConversationStore
+from core.durable.inbox import Inbox
+from core.durable.outbox import Outbox
+from core.durable.retention import purge_settled
+from core.durable.sqlite import DurableQueue
+from core.durable.storage import StorageWatch
+from core.engine.bus import InProcessBus, MessageBus, ReplyHandle
+from core.engine.memory import InMemoryConversationStore
+from core.engine.pipeline import ObserveReply, Pipeline
+from core.engine.ratelimit import RateLimiter
 from core.logs import Redactor
-from core.memory import InMemoryConversationStore
-from core.metrics import Metrics
-from core.outbox import Outbox
-from core.plugins import call_each, call_first
-from core.ratelimit import RateLimiter, client_ip, parse_networks
-from core.settings import CoreSettings
-from core.storage import StorageUnavailable, StorageWatch
-from core.store import ConversationStore, Turn
+from core.plugins import call_hook
 
 S = TypeVar("S", bound=BaseSettings)
 
-#: How often a conversation held by a storage failure checks whether writes work again.
-STORAGE_RETRY_S = 1.0
-
 
 class Gateway:
-    """One running gateway. Created by :func:`core.app.create_app`; plugins get it in hooks."""
+    """One running gateway, as plugins see it."""
 
     def __init__(
         self,
@@ -53,42 +50,45 @@ class Gateway:
         plugin_settings: Mapping[type[BaseSettings], BaseSettings],
         redactor: Redactor,
         version: str,
+        *,
+        observe_reply: ObserveReply | None = None,
+        observe_delivery: Callable[[str, str], None] | None = None,
     ) -> None:
+        #: The gateway's own settings (``CoreSettings``).
         self.settings = settings
-        self.pm = pm
+        #: The running eneca-bot version.
         self.version = version
-        self.redactor = redactor
+        self._pm = pm
+        self._redactor = redactor
         self._plugin_settings = dict(plugin_settings)
-        self.started_at = time.time()
-        self.metrics = Metrics()
-        self.bus: MessageBus = InProcessBus(
-            self._answer,
+        self._started_at = time.time()
+        self._hook = functools.partial(call_hook, pm, gateway=self)
+        self._storage = StorageWatch()
+        self._durable = DurableQueue(Path(settings.data_dir) / "gateway.db")
+        self._outbox = Outbox(
+            self._durable,
+            lambda reply, attempt, progress: self._hook(
+                "deliver_reply", reply=reply, attempt=attempt, progress=progress
+            ),
+            max_attempts=settings.delivery_max_attempts,
+            base_delay_s=settings.delivery_base_delay_s,
+            max_delay_s=settings.delivery_max_delay_s,
+            observe=observe_delivery,
+        )
+        self._inbox = Inbox(self._durable, self._storage, self._outbox.notify)
+        self._pipeline = Pipeline(settings, self._hook, self._inbox, self._storage, observe_reply)
+        self._bus: MessageBus = InProcessBus(
+            self._pipeline.answer,
             max_in_flight=settings.bus_max_in_flight,
             full_policy=settings.bus_full_policy,
             publish_timeout_s=settings.bus_publish_timeout_s,
         )
-        self.durable = DurableQueue(Path(settings.data_dir) / "gateway.db")
-        self.outbox = Outbox(
-            self.durable,
-            self._deliver,
-            max_attempts=settings.delivery_max_attempts,
-            base_delay_s=settings.delivery_base_delay_s,
-            max_delay_s=settings.delivery_max_delay_s,
-            observe=lambda channel, outcome: self.metrics.deliveries.labels(channel, outcome).inc(),
-        )
-        self.rate_limiter = (
-            RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
-        )
-        self.trusted_proxies = parse_networks(settings.trusted_proxies)
-        self._store: ConversationStore | None = None
-        self._agent: Agent | None = None
-        self._durable_ids: set[str] = set()
-        #: Failed writes (disk full...): 503s and a degraded /health until one succeeds.
-        self.storage = StorageWatch()
-        self._purger: asyncio.Task[None] | None = None
+        per_minute = settings.rate_limit_per_minute
+        self._rate_limiter = RateLimiter(per_minute) if per_minute else None
+        self._tasks: list[asyncio.Task[None]] = []
         self._running = False
 
-    # -- what plugins use -----------------------------------------------------------------
+    # -- configuration ---------------------------------------------------------------------
 
     def settings_for(self, settings_cls: type[S]) -> S:
         """The loaded settings of a plugin (declared with the ``settings_model`` hook)."""
@@ -100,66 +100,46 @@ class Gateway:
             ) from None
 
     @property
+    def plugin_names(self) -> list[str]:
+        """The enabled plugins, in registration order."""
+        return [name for name, _ in self._pm.list_name_plugin()]
+
+    # -- what answers messages -------------------------------------------------------------
+
+    @property
     def store(self) -> ConversationStore:
-        assert self._store is not None, "the gateway has not started"
-        return self._store
+        """The conversation store (from ``conversation_store``, else in-process)."""
+        assert self._pipeline.store is not None, "the gateway has not started"
+        return self._pipeline.store
 
     @property
     def agent(self) -> Agent | None:
-        return self._agent
-
-    @property
-    def plugin_names(self) -> list[str]:
-        return [name for name, _ in self.pm.list_name_plugin()]
-
-    def check_rate(self, key: str, what: str = "requests") -> None:
-        """Count one request for ``key``; a 429 ``ApiError`` when over
-        ``RATE_LIMIT_PER_MINUTE`` (no limit when it is 0)."""
-        if self.rate_limiter is not None:
-            self.rate_limiter.check(key, what)
-
-    def client_ip(self, request: web.Request) -> str:
-        """The caller's address, believing X-Forwarded-For only from ``TRUSTED_PROXIES``."""
-        return client_ip(request, self.trusted_proxies)
+        """The agent (from the ``agent`` hook), ``None`` when no plugin provides one."""
+        return self._pipeline.agent
 
     async def publish(
         self, message: Message, *, durable: bool = False, debounce_s: float = 0.0
     ) -> ReplyHandle | None:
-        """Queue a message for the agent.
-
-        Returns a handle to await the reply (``await handle.reply()``) or iterate its
-        chunks. With ``durable=True`` the message is written to the inbox first and its
-        reply is delivered through ``deliver_reply``, also after a restart; the return
-        value is ``None`` when the provider already sent this ``message_id`` (a duplicate).
-        Raises :class:`~core.errors.BusFullError` / ``BusClosedError`` when it cannot be
-        taken. ``debounce_s`` answers a conversation's quick successive messages together.
-        """
+        """Queue a message for the agent; a handle to ``await handle.reply()`` or iterate
+        ``handle.chunks()``. ``durable=True`` keeps it in the inbox first and delivers its
+        reply through ``deliver_reply``, also after a restart; then ``None`` means the
+        provider already sent this ``message_id``. ``debounce_s`` answers a conversation's
+        quick successive messages together. Raises ``BusFullError`` / ``BusClosedError``
+        (and ``StorageUnavailable`` when durable) when it cannot be taken."""
         if not durable:
-            return await self.bus.publish(message, debounce_s)
+            return await self._bus.publish(message, debounce_s)
         # Shielded: a webhook handler cancelled by its client's disconnect must not leave
         # a message kept in the inbox but never queued.
-        return await asyncio.shield(self._publish_durable(message, debounce_s))
-
-    async def _publish_durable(self, message: Message, debounce_s: float) -> ReplyHandle | None:
-        with self.storage.writing("keep the message"):
-            accepted = await self.durable.accept(message)
-        if not accepted:
-            logger.info("duplicate {} message {} ignored", message.channel, message.message_id)
-            return None
-        self._durable_ids.add(message.id)
-        try:
-            return await self.bus.publish(message, debounce_s)
-        except BaseException:
-            self._durable_ids.discard(message.id)
-            await self.durable.withdraw(message.id)
-            raise
+        return await asyncio.shield(
+            self._inbox.keep(message, lambda: self._bus.publish(message, debounce_s))
+        )
 
     async def clear_session(
         self, conversation_id: str | None = None, channel: str | None = None
     ) -> int:
-        """Forget one conversation, or every conversation of ``channel``; fires
-        ``session_cleared``. Returns how many turns (one) or conversations (channel)
-        were removed."""
+        """Forget one conversation, or every conversation of ``channel`` (undelivered
+        replies are dropped); fires ``session_cleared``. Returns how many turns (one
+        conversation) or conversations (a channel) were removed."""
         if conversation_id is not None:
             removed = await self.store.clear(conversation_id)
         elif channel is not None:
@@ -167,237 +147,82 @@ class Gateway:
         else:
             raise ValueError("clear_session needs a conversation_id or a channel")
         if channel is not None:
-            await self.durable.forget_channel(channel, conversation_id)
-        await call_each(
-            self.pm, "session_cleared", gateway=self, event=SessionCleared(conversation_id, channel)
-        )
+            await self._durable.forget_channel(channel, conversation_id)
+        await self._hook("session_cleared", event=SessionCleared(conversation_id, channel))
         return removed
 
-    async def knowledge_search(self, query: str, limit: int = 5) -> list[Any]:
+    async def knowledge_search(self, query: str, limit: int = 5) -> list[Passage]:
         """Passages from whichever plugin provides ``knowledge_search`` (none: empty)."""
-        return list(
-            await call_first(self.pm, "knowledge_search", gateway=self, query=query, limit=limit)
-            or []
-        )
+        return list(await self._hook("knowledge_search", query=query, limit=limit) or [])
+
+    # -- protection and secrets ------------------------------------------------------------
+
+    def check_rate(self, key: str, what: str = "requests") -> None:
+        """Count one request for ``key``; raises ``RateLimited`` (HTTP 429 with
+        ``Retry-After``) when over ``RATE_LIMIT_PER_MINUTE`` (no limit when it is 0)."""
+        if self._rate_limiter is not None:
+            self._rate_limiter.check(key, what)
+
+    def mask_secrets(self, *values: str | None) -> None:
+        """Mask these values (tokens, keys) as ``***`` in every log line from now on."""
+        self._redactor.add(*values)
+
+    # -- figures -------------------------------------------------------------------------
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
-        checks: list[Check] = [Check("bus", self._running, self.bus.stats())]
+        """Every component's check (bus, store, storage, each plugin's ``health_check``):
+        whether all are ok, and the report ``GET /health`` shows."""
+        checks = [Check("bus", self._running, self._bus.stats())]
         try:
             store_ok = await asyncio.wait_for(self.store.ping(), 2.0)
         except Exception as exc:
             store_ok = False
             logger.warning("store health check failed: {}", exc)
         checks.append(Check("store", store_ok, {"backend": type(self.store).__name__}))
-        await self.storage.probe(Path(self.settings.data_dir))  # room again after a failure?
-        checks.append(self.storage.check())
-        for plugin, result in await call_each(self.pm, "health_check", gateway=self):
+        await self._storage.probe(Path(self.settings.data_dir))  # room again after a failure?
+        checks.append(self._storage.check())
+        for plugin, result in await self._hook("health_check"):
             for check in result if isinstance(result, list | tuple) else [result]:
-                checks.append(
-                    Check(
-                        f"{plugin}" if check.name == plugin else f"{plugin}.{check.name}",
-                        check.ok,
-                        check.detail,
-                    )
-                )
+                name = plugin if check.name == plugin else f"{plugin}.{check.name}"
+                checks.append(Check(name, check.ok, check.detail))
         report = {check.name: {"ok": check.ok, **check.detail} for check in checks}
         return all(check.ok for check in checks), report
 
-    # -- lifecycle (driven by core.app) -------------------------------------------------
+    async def delivery_stats(self, channel: str | None = None) -> dict[str, Any]:
+        """Inbox/outbox totals of ``channel`` (or all): ``received``, ``duplicates``,
+        ``unanswered``, ``delivered``, ``failed``, ``retries``, ``pending_deliveries``."""
+        return await self._durable.stats(channel)
 
-    async def start(self) -> None:
-        """Resolve the store and agent, replay unanswered durable messages, start delivery."""
-        store = await call_first(self.pm, "conversation_store", gateway=self)
+    async def delivery_latencies(self, channel: str, limit: int = 1000) -> list[float]:
+        """Seconds from webhook to delivered reply, most recent deliveries first."""
+        return await self._durable.delivery_latencies(channel, limit)
+
+    # -- lifecycle (driven by core.web.app, not for plugins) -------------------------------
+
+    async def _start(self) -> None:
+        """Resolve the store and agent, replay kept messages, start delivery."""
+        store = await self._hook("conversation_store")
         if store is None:
             logger.warning("no memory plugin enabled: conversations are kept in process only")
             store = InMemoryConversationStore()
-        self._store = store
-        self._agent = await call_first(self.pm, "agent", gateway=self)
-        if self._agent is None:
+        self._pipeline.store = store
+        self._pipeline.agent = await self._hook("agent")
+        if self._pipeline.agent is None:
             logger.warning("no agent plugin enabled: every message gets the fallback text")
         self._running = True
-        self.outbox.start()
-        pending = await self.durable.unanswered()
-        for message in pending:
-            self._durable_ids.add(message.id)
-            # Kept messages may outnumber BUS_MAX_IN_FLIGHT after a crash: they are
-            # queued anyway (new traffic waits for room), in order, before serving.
-            await self.bus.publish(message, overflow=True)
-        if pending:
-            logger.info("answering {} message(s) accepted before the last stop", len(pending))
+        self._outbox.start()
+        # Kept messages may outnumber BUS_MAX_IN_FLIGHT after a crash: they are queued
+        # anyway (new traffic waits for room), in order, before serving.
+        await self._inbox.replay(lambda message: self._bus.publish(message, overflow=True))
         if self.settings.durable_retention_days > 0:
-            self._purger = asyncio.create_task(self._purge_settled(), name="durable-retention")
+            purger = purge_settled(self._durable, self.settings.durable_retention_days)
+            self._tasks.append(asyncio.create_task(purger, name="durable-retention"))
 
-    async def _purge_settled(self) -> None:
-        """Hourly: drop inbox/outbox rows settled longer than DURABLE_RETENTION_DAYS."""
-        while True:
-            cutoff = time.time() - self.settings.durable_retention_days * 86400
-            try:
-                removed = await self.durable.purge(cutoff)
-            except Exception as exc:  # storage trouble: try again next time
-                logger.warning("inbox/outbox retention could not run: {}", exc)
-            else:
-                if removed:
-                    logger.info("inbox/outbox retention removed {} settled row(s)", removed)
-            await asyncio.sleep(3600)
-
-    async def stop(self) -> None:
+    async def _stop(self) -> None:
         self._running = False
-        if self._purger is not None:
-            self._purger.cancel()
-            await asyncio.gather(self._purger, return_exceptions=True)
-        figures = await self.bus.drain(self.settings.shutdown_grace_s)
-        await self.outbox.stop(min(self.settings.shutdown_grace_s, 5.0))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        figures = await self._bus.drain(self.settings.shutdown_grace_s)
+        await self._outbox.stop(min(self.settings.shutdown_grace_s, 5.0))
         logger.info("bus drained: {}", figures)
-
-    # -- the pipeline -------------------------------------------------------------------
-
-    async def _answer(self, message: Message, handle: ReplyHandle) -> Reply:
-        with logger.contextualize(conversation_id=message.conversation_id):
-            while True:
-                try:
-                    with self.storage.writing("store the conversation"):
-                        return await self._answer_in_context(message, handle)
-                except StorageUnavailable:
-                    if message.id not in self._durable_ids:
-                        raise
-                    # Kept (200 sent): hold this conversation's lane and answer again
-                    # once the disk takes writes, so its later messages cannot overtake
-                    # it. At shut-down it stays in the inbox for the next start.
-                    await self._until_storage_works()
-                except Exception as exc:
-                    if message.id not in self._durable_ids:
-                        raise
-                    # A kept message must be settled, or it waits for the next restart
-                    # and fails again there: the visitor gets the fallback instead.
-                    logger.opt(exception=exc).error(
-                        "answering a kept {} message failed; sending the fallback text",
-                        message.channel,
-                    )
-                    reply = self._fallback(message, "internal_error", "the message failed")
-                    with self.storage.writing("queue the reply"):
-                        await self.durable.answer(reply)
-                    self._settled(message)
-                    return reply
-
-    async def _until_storage_works(self) -> None:
-        while self.storage.failure is not None:
-            await asyncio.sleep(STORAGE_RETRY_S)
-            await self.storage.probe(Path(self.settings.data_dir))
-        logger.info("storage works again: answering the message held by the failure")
-
-    def _settled(self, message: Message) -> None:
-        """A durable message's reply is in the outbox: let the outbox send it."""
-        self._durable_ids.discard(message.id)
-        self._durable_ids.difference_update(message.metadata.get(MERGED_IDS, ()))
-        self.outbox.notify()
-
-    async def _answer_in_context(self, message: Message, handle: ReplyHandle) -> Reply:
-        store = self.store
-        turn = Turn(
-            "user",
-            message.text,
-            message.channel,
-            message.user_id,
-            message.message_id or message.id,
-            message.received_at,
-            public_metadata(message.metadata),
-        )
-        history: list[Turn] | None = None
-        # One step when the store offers it (core.store.AppendsWithHistory).
-        append_and_history = getattr(store, "append_and_history", None)
-        if self._agent is not None and append_and_history is not None:
-            history = await append_and_history(message.conversation_id, turn)
-        else:
-            await store.append(message.conversation_id, turn)
-        await call_each(self.pm, "message_received", gateway=self, message=message)
-        reply = await self._run_agent(message, handle, history)
-        if reply.success:
-            await store.append(
-                message.conversation_id,
-                Turn(
-                    "assistant",
-                    reply.text,
-                    message.channel,
-                    None,
-                    message.message_id or message.id,
-                    reply.created_at,
-                    {"usage": dict(reply.usage)} if reply.usage else {},
-                ),
-            )
-        if message.id in self._durable_ids:
-            await self.durable.answer(reply)
-            self._settled(message)
-        await call_each(self.pm, "reply_ready", gateway=self, reply=reply)
-        return reply
-
-    async def _run_agent(
-        self, message: Message, handle: ReplyHandle, history: list[Turn] | None = None
-    ) -> Reply:
-        if self._agent is None:
-            return self._fallback(message, "no_agent", "no agent plugin is enabled")
-        if history is None:
-            history = await self.store.history(message.conversation_id)
-        tools: list[Tool] = []
-        for _, offered in await call_each(self.pm, "agent_tools", gateway=self, message=message):
-            tools.extend(offered)
-        started = time.perf_counter()
-        deadline = asyncio.timeout(self.settings.reply_timeout_s)
-        try:
-            async with deadline:
-                reply = await self._agent.respond(
-                    AgentRequest(message, history, tools), handle.emit
-                )
-        except TimeoutError as exc:
-            if deadline.expired():
-                logger.error(
-                    "no reply within {}s for conversation {}",
-                    self.settings.reply_timeout_s,
-                    message.conversation_id,
-                )
-                reply = self._fallback(
-                    message, "reply_timeout", f"no reply within {self.settings.reply_timeout_s:g}s"
-                )
-            else:  # the agent's own timeout (an HTTP client's...): not a storage failure
-                logger.opt(exception=exc).error(
-                    "agent timed out on conversation {}: {}", message.conversation_id, exc
-                )
-                reply = self._fallback(message, "agent_error", "the agent timed out")
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            logger.opt(exception=exc).error(
-                "agent failed on conversation {}: {}", message.conversation_id, exc
-            )
-            reply = self._fallback(message, "agent_error", "the agent failed unexpectedly")
-        self.metrics.observe_reply(
-            message.channel,
-            reply.error.code if reply.error else "ok",
-            time.perf_counter() - started,
-            dict(reply.usage) if reply.usage else None,
-        )
-        return reply
-
-    def _fallback(self, message: Message, code: str, why: str) -> Reply:
-        return Reply(
-            message.conversation_id,
-            message.channel,
-            self.settings.fallback_text,
-            message,
-            error=ReplyError(code, why),
-        )
-
-    async def _deliver(
-        self, reply: Reply, attempt: int, progress: DeliveryProgress
-    ) -> DeliveryResult | None:
-        return await call_first(
-            self.pm,
-            "deliver_reply",
-            gateway=self,
-            reply=reply,
-            attempt=attempt,
-            progress=progress,
-        )
-
-
-#: Where the app keeps its gateway: ``request.app[GATEWAY]``.
-GATEWAY = web.AppKey("gateway", Gateway)

@@ -18,13 +18,13 @@ if TYPE_CHECKING:
     from aiohttp import web
     from pydantic_settings import BaseSettings
 
-    from core.agent import Agent, Tool
-    from core.delivery import DeliveryProgress, DeliveryResult
-    from core.events import Message, Reply, SessionCleared
+    from core.contract.agent import Agent, Tool
+    from core.contract.delivery import DeliveryProgress, DeliveryResult
+    from core.contract.events import Message, Reply, SessionCleared
+    from core.contract.health import Check
+    from core.contract.knowledge import Passage
+    from core.contract.store import ConversationStore
     from core.gateway import Gateway
-    from core.health import Check
-    from core.knowledge import Passage
-    from core.store import ConversationStore
 
 hookspec = pluggy.HookspecMarker("eneca_bot")
 
@@ -39,7 +39,7 @@ def settings_model() -> type[BaseSettings] | None:
     """Declare this plugin's settings class.
 
     Called while the configuration is loaded, before anything starts. Return a subclass of
-    :class:`core.settings.PluginSettings` (it names its ``section`` in the TOML file and its
+    :class:`core.config.settings.PluginSettings` (it names its ``section`` in the TOML file and its
     env prefix). The gateway validates every enabled plugin's settings at start-up, so a bad
     value stops ``serve`` and ``check`` with one line naming the key. Read the loaded
     instance later with ``gateway.settings_for(YourSettings)``.
@@ -53,7 +53,7 @@ def register_routes(gateway: Gateway) -> Sequence[web.AbstractRouteDef] | None:
     """Contribute HTTP routes to the one aiohttp application.
 
     Called once while the app is built. Return route definitions (``web.post(...)`` etc.);
-    annotate handlers with :func:`core.openapi.endpoint` to describe them in
+    annotate handlers with :func:`core.web.openapi.endpoint` to describe them in
     ``/openapi.json``. A disabled plugin contributes nothing, so its routes answer 404.
 
     :return: a list of route definitions.
@@ -108,7 +108,7 @@ def conversation_store(gateway: Gateway) -> ConversationStore | None:
     so a store opened there can be returned. With no provider the gateway keeps memory in
     process and logs a warning.
 
-    :return: a :class:`core.store.ConversationStore`, or ``None`` to let another plugin.
+    :return: a :class:`core.contract.store.ConversationStore`, or ``None`` to let another plugin.
     """
 
 
@@ -119,7 +119,7 @@ def agent(gateway: Gateway) -> Agent | None:
     Called once at start-up after every ``lifespan`` has started. With no provider every
     message gets the configured fallback text with error code ``no_agent``.
 
-    :return: a :class:`core.agent.Agent`, or ``None`` to let another plugin.
+    :return: a :class:`core.contract.agent.Agent`, or ``None`` to let another plugin.
     """
 
 
@@ -130,7 +130,7 @@ def knowledge_search(gateway: Gateway, query: str, limit: int) -> Sequence[Passa
     Called by the agent (as a tool the model uses, or to build context) and by
     ``eneca-bot kb search``. May be ``async``.
 
-    :return: up to ``limit`` :class:`core.knowledge.Passage` values, best first, or
+    :return: up to ``limit`` :class:`core.contract.knowledge.Passage` values, best first, or
         ``None`` when this plugin has no knowledge base.
     """
 
@@ -144,7 +144,7 @@ def agent_tools(gateway: Gateway, message: Message) -> Sequence[Tool] | None:
     ``transfer_to_operator``). A tool's handler may return an ``action`` that ends up in
     ``Reply.actions`` for the channel to carry out.
 
-    :return: a list of :class:`core.agent.Tool`.
+    :return: a list of :class:`core.contract.agent.Tool`.
     """
 
 
@@ -155,7 +155,7 @@ def health_check(gateway: Gateway) -> Check | Sequence[Check] | None:
     Called on every health request. Any check with ``ok=False`` makes the gateway
     ``degraded`` (HTTP 503). Keep it cheap: it must not call paid APIs.
 
-    :return: a :class:`core.health.Check` or a list of them.
+    :return: a :class:`core.contract.health.Check` or a list of them.
     """
 
 
@@ -211,5 +211,5 @@ def deliver_reply(
     and, on a retry, resume after what ``progress.get(...)`` says was sent: the state is
     kept on the reply's outbox row, so nothing confirmed is sent twice. May be ``async``.
 
-    :return: a :class:`core.delivery.DeliveryResult`, or ``None``.
+    :return: a :class:`core.contract.delivery.DeliveryResult`, or ``None``.
     """

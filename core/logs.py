@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -126,32 +127,60 @@ def _console_format(record: Any) -> str:
     )
 
 
-def setup_logging(
+#: The key in a record's ``extra`` naming the app it was logged for (see ``app_filter``).
+APP = "app"
+
+
+def app_filter(redactor: Redactor, app: str | None = None) -> Callable[[Any], bool]:
+    """A sink filter: masks the record's secrets with ``redactor`` and, with ``app``, keeps
+    only records of that app (tagged ``extra["app"]``) or of none (start-up, background
+    work). Masking in the filter instead of a process-wide patcher lets two apps in one
+    process each mask their own secrets in their own sinks."""
+
+    def accept(record: Any) -> bool:
+        tag = record["extra"].get(APP)
+        if app is not None and tag is not None and tag != app:
+            return False
+        redactor.patch(record)
+        return True
+
+    return accept
+
+
+def add_console_sink(level: str, json_lines: bool, redactor: Redactor) -> None:
+    """Process-wide (``eneca-bot serve`` only): loguru's default handler is replaced by
+    one on stderr at ``level`` that masks ``redactor``'s secrets."""
+    logger.remove()
+    logger.add(
+        sys.stderr,
+        level=level,
+        format=_console_format,
+        filter=app_filter(redactor),
+        serialize=json_lines,
+        backtrace=False,
+        diagnose=False,
+        colorize=None,
+    )
+
+
+def add_file_sink(
     log_dir: Path,
     level: str,
     json_lines: bool,
     rotation: str,
     retention: str,
     redactor: Redactor,
-) -> None:
-    """(Re)configure loguru for this process: stderr plus ``log_dir/app.log``."""
-    logger.remove()
-    logger.configure(patcher=redactor.patch)
-    logger.add(
-        sys.stderr,
-        level=level,
-        format=_console_format,
-        serialize=json_lines,
-        backtrace=False,
-        diagnose=False,
-        colorize=None,
-    )
+    app: str | None = None,
+) -> int | None:
+    """Add ``log_dir/app.log`` for one app (see :func:`app_filter`); returns the handler
+    id to remove at shut-down, or ``None`` when the folder cannot be written."""
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
-        logger.add(
+        return logger.add(
             log_dir / "app.log",
             level=level,
             format=_console_format,
+            filter=app_filter(redactor, app),
             serialize=json_lines,
             rotation=rotation,
             retention=retention,
@@ -163,3 +192,17 @@ def setup_logging(
         )
     except OSError as exc:
         logger.error("cannot write logs to {}: {}; logging to the console only", log_dir, exc)
+        return None
+
+
+def setup_logging(
+    log_dir: Path,
+    level: str,
+    json_lines: bool,
+    rotation: str,
+    retention: str,
+    redactor: Redactor,
+) -> None:
+    """(Re)configure loguru for this process: stderr plus ``log_dir/app.log``."""
+    add_console_sink(level, json_lines, redactor)
+    add_file_sink(log_dir, level, json_lines, rotation, retention, redactor)

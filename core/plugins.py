@@ -17,7 +17,7 @@ import pluggy
 from loguru import logger
 
 from core import hookspecs
-from core.errors import PluginError
+from core.contract.errors import PluginError
 
 ENTRY_POINT_GROUP = "eneca_bot.plugins"
 PROJECT_NAME = "eneca_bot"
@@ -41,7 +41,8 @@ def discover() -> dict[str, metadata.EntryPoint]:
     return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def describe(enabled: Iterable[str]) -> list[PluginInfo]:
+def list_plugins(enabled: Iterable[str]) -> list[PluginInfo]:
+    """Every installed plugin, and whether ``enabled`` names it."""
     wanted = set(enabled)
     infos = []
     for name, ep in sorted(discover().items()):
@@ -108,24 +109,34 @@ async def _call(impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:
     return result
 
 
-async def call_each(
-    pm: pluggy.PluginManager, hook_name: str, *, isolate: bool = True, **kwargs: Any
-) -> list[tuple[str, Any]]:
-    """Call every implementation, awaiting async ones; ``(plugin name, result)`` pairs.
+def is_firstresult(pm: pluggy.PluginManager, hook_name: str) -> bool:
+    """What the hook's spec in :mod:`core.hookspecs` says: does the first result win?"""
+    spec = getattr(pm.hook, hook_name).spec
+    return bool(spec is not None and spec.opts.get("firstresult"))
 
-    With ``isolate`` an implementation that raises is logged with its plugin's name and
-    skipped; without it a :class:`PluginError` naming the plugin is raised.
+
+async def call_hook(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> Any:
+    """Call a hook the way its spec says, awaiting async implementations.
+
+    A ``firstresult`` spec (a provider) returns the first non-None result, and an
+    implementation that raises becomes a :class:`PluginError` naming the plugin (at
+    start-up it stops the gateway). Any other spec (an event) calls every implementation
+    behind its own error boundary: one that raises is logged with its plugin's name and
+    skipped; the ``(plugin name, result)`` pairs of the non-None results are returned.
     """
+    if is_firstresult(pm, hook_name):
+        return await _call_first(pm, hook_name, kwargs)
+    return await _call_each(pm, hook_name, kwargs)
+
+
+async def _call_each(
+    pm: pluggy.PluginManager, hook_name: str, kwargs: Mapping[str, Any]
+) -> list[tuple[str, Any]]:
     results = []
     for impl in _impls(pm, hook_name):
         try:
             result = await _call(impl, kwargs)
         except Exception as exc:
-            if not isolate:
-                raise PluginError(
-                    f"plugin {impl.plugin_name!r} failed in {hook_name}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
             logger.opt(exception=exc).error(
                 "plugin {} raised in {}: {}", impl.plugin_name, hook_name, exc
             )
@@ -135,8 +146,7 @@ async def call_each(
     return results
 
 
-async def call_first(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> Any:
-    """The first non-None result of a provider hook; a raising provider stops start-up."""
+async def _call_first(pm: pluggy.PluginManager, hook_name: str, kwargs: Mapping[str, Any]) -> Any:
     for impl in _impls(pm, hook_name):
         try:
             result = await _call(impl, kwargs)
@@ -150,7 +160,11 @@ async def call_first(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) ->
 
 
 def call_each_sync(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[Any]:
-    """Call a synchronous set-up hook (settings, routes, CLI); failures name the plugin."""
+    """Call a synchronous set-up hook (settings, routes, CLI): every implementation, in
+    order; ``(plugin name, result)`` pairs. A failure names the plugin and stops start-up.
+    No set-up spec is ``firstresult``; one that were would be refused here."""
+    if is_firstresult(pm, hook_name):
+        raise ValueError(f"{hook_name} is a firstresult hook: call it with call_hook")
     results = []
     for impl in _impls(pm, hook_name):
         try:

@@ -26,12 +26,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from core.agent import AgentRequest, ChunkSink
-from core.app import create_app
-from core.events import Message, Reply, ReplyError
-from core.gateway import GATEWAY, Gateway
-from core.memory import InMemoryConversationStore
+from core.contract.agent import AgentRequest, ChunkSink
+from core.contract.events import Message, Reply, ReplyError
+from core.engine.memory import InMemoryConversationStore
+from core.gateway import Gateway
 from core.plugins import hookimpl
+from core.web.app import create_app
+from core.web.http import GATEWAY
 
 __all__ = [
     "FAST_DELIVERY",
@@ -63,7 +64,7 @@ ReplySource = str | Callable[[AgentRequest], str | Awaitable[str]] | Exception
 
 
 class ScriptedAgent:
-    """An :class:`~core.agent.Agent` that answers from a script.
+    """An :class:`~core.contract.agent.Agent` that answers from a script.
 
     ``replies`` is used in order (the last one repeats); each is a string, a function of
     the request (sync or async), or an exception to raise. With no script it echoes.
@@ -175,11 +176,11 @@ async def wait_delivered(
 ) -> dict[str, Any]:
     """Wait until the outbox has finished ``count`` replies (of ``channel``, or of all
     channels): delivered or given up. Returns the inbox/outbox figures
-    (``gateway.durable.stats``): ``received``, ``duplicates``, ``delivered``, ``failed``,
+    (``gateway.delivery_stats``): ``received``, ``duplicates``, ``delivered``, ``failed``,
     ``retries``, ``pending_deliveries``, ``unanswered``."""
     async with asyncio.timeout(timeout):
         while True:
-            stats = await gateway.durable.stats(channel)
+            stats = await gateway.delivery_stats(channel)
             if stats["delivered"] + stats["failed"] >= count:
                 return stats
             await asyncio.sleep(0.01)
@@ -192,8 +193,8 @@ async def wait_settled(
     delivered or given up (nothing pending, nothing being sent); returns the figures."""
     async with asyncio.timeout(timeout):
         while True:
-            stats = await gateway.durable.stats(channel)
-            idle = gateway.bus.stats()["in_flight"] == 0 and gateway.outbox.in_progress == 0
+            stats = await gateway.delivery_stats(channel)
+            idle = gateway._bus.stats()["in_flight"] == 0 and gateway._outbox.in_progress == 0
             if idle and stats["unanswered"] == 0 and stats["pending_deliveries"] == 0:
                 return stats
             await asyncio.sleep(0.01)

@@ -13,9 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.app import load_config  # noqa: E402
-from core.config_reference import markdown  # noqa: E402
-from core.settings import DEFAULT_PLUGINS  # noqa: E402
+from core.config.reference import markdown  # noqa: E402
+from core.config.settings import DEFAULT_PLUGINS  # noqa: E402
+from core.web.app import load_config  # noqa: E402
 
 
 def main() -> None:

@@ -15,11 +15,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from core import hookimpl
-from core.agent import Agent
-from core.gateway import Gateway
-from core.health import Check
-from core.knowledge import Passage
+from core import Agent, Check, Gateway, Passage, hookimpl
 from plugins.agent_openai.agent import OpenAIAgent
 from plugins.agent_openai.commands import add_commands
 from plugins.agent_openai.knowledge import KnowledgeIndex
@@ -74,7 +70,7 @@ class OpenAIAgentPlugin:
                 logger.opt(exception=exc).error("knowledge indexing failed: {}", exc)
         if settings.llm_configured:
             if settings.openai_api_key is not None:
-                gateway.redactor.add(settings.openai_api_key.get_secret_value())
+                gateway.mask_secrets(settings.openai_api_key.get_secret_value())
             self.model = OpenAIModel(settings)
             logger.info("agent: model {} at {}", settings.openai_model, self.model.base_url)
         else:

@@ -1,6 +1,6 @@
 """The chat loop: messages to the model, tool rounds, streaming, and the safe fallback.
 
-:class:`OpenAIAgent` implements :class:`core.agent.Agent`. ``respond`` never raises
+:class:`OpenAIAgent` implements :class:`core.contract.agent.Agent`. ``respond`` never raises
 (except ``CancelledError``, which closes the upstream request at once) and never returns
 an empty text: when the model fails it answers from the knowledge base or with
 ``AGENT_FALLBACK_TEXT``, and sets ``Reply.error`` so no half reply is stored.
@@ -15,8 +15,7 @@ from typing import Any
 
 from loguru import logger
 
-from core.agent import AgentRequest, ChunkSink, Tool
-from core.events import Message, Reply, ReplyError
+from core import AgentRequest, ChunkSink, Message, Reply, ReplyError, Tool
 from plugins.agent_openai.fallback import (
     EmptyReplyError,
     StreamCutError,

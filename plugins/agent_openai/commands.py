@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Awaitable, Callable
 
-from core.gateway import Gateway
+from core import Gateway
 from plugins.agent_openai.knowledge import KnowledgeIndex
 
 IndexOpener = Callable[[Gateway], Awaitable[KnowledgeIndex]]

@@ -16,8 +16,7 @@ from types import ModuleType
 import aiohttp
 from pydantic import ValidationError
 
-from core.events import ReplyError
-from core.knowledge import Passage
+from core import Passage, ReplyError
 
 _CYRILLIC = re.compile("[\u0400-\u04ff]")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiosqlite
 from loguru import logger
 
-from core.knowledge import Passage
+from core import Passage
 from plugins.agent_openai.chunking import DEFAULT_TARGET, split_document
 from plugins.agent_openai.query import fts_query
 

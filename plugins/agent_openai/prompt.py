@@ -8,8 +8,7 @@ from typing import Any
 
 from loguru import logger
 
-from core.events import Message
-from core.store import Turn
+from core import Message, Turn
 from plugins.agent_openai.settings import OpenAIAgentSettings
 
 DEFAULT_SYSTEM_PROMPT = (

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 
-from core.settings import PluginSettings
+from core import PluginSettings
 
 DEFAULT_FALLBACK_TEXT = (
     "Sorry, I can't answer that right now. Please try again later or ask for a human operator."

@@ -1,7 +1,7 @@
 """The tools offered to the model and how their calls are carried out.
 
 ``search_knowledge_base`` is the agent's own tool; other plugins add theirs through the
-``agent_tools`` hook (:class:`core.agent.Tool`). A tool call never raises out of here: bad
+``agent_tools`` hook (:class:`core.contract.agent.Tool`). A tool call never raises out of here: bad
 arguments, an unknown tool or a failing handler become a short error the model reads.
 """
 
@@ -14,9 +14,7 @@ from typing import Any
 
 from loguru import logger
 
-from core.agent import Tool, ToolResult
-from core.events import Message
-from core.knowledge import Passage
+from core import Message, Passage, Tool, ToolResult
 
 KNOWLEDGE_TOOL = "search_knowledge_base"
 

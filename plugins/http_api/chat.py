@@ -10,11 +10,18 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 from loguru import logger
 
-from core.bus import ReplyHandle
-from core.errors import ApiError
-from core.events import Message
-from core.http import REQUEST_ID, bind_conversation, dumps, read_json, validate
-from core.openapi import ErrorResponse, endpoint
+from core import (
+    REQUEST_ID,
+    ErrorResponse,
+    Message,
+    ReplyHandle,
+    api_error,
+    bind_conversation,
+    dumps,
+    endpoint,
+    read_json,
+    validate,
+)
 from plugins.http_api.idempotency import Produced
 from plugins.http_api.models import ChatRequest, ChatResponse, StreamItem
 from plugins.http_api.service import CHANNEL, CORS_HEADERS, ChatService, error_detail
@@ -155,9 +162,10 @@ async def _final_event(handle: ReplyHandle, thread: str, request_id: str) -> dic
         if handle.cancelled:  # the client left: nobody to tell
             return None
         return {"type": "error", "code": "cancelled", "message": "the reply was cancelled"}
-    except ApiError as exc:  # an expected failure (storage unavailable...): say which
-        return {"type": "error", "code": exc.code, "message": exc.message}
-    except Exception:  # the bus has logged it with the request id in context
+    except Exception as exc:  # the bus has logged it with the request id in context
+        error = api_error(exc)
+        if error is not None:  # an expected failure (storage unavailable...): say which
+            return {"type": "error", "code": error.code, "message": error.message}
         return {
             "type": "error",
             "code": "internal_error",

@@ -10,8 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
-from core.errors import ApiError
-from core.http import error_response
+from core import ApiError, error_response
 from plugins.http_api.service import CORS_HEADERS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

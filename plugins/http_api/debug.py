@@ -11,8 +11,7 @@ from typing import Any
 from aiohttp import web
 from loguru import logger
 
-from core.http import dumps, json_response, read_json
-from core.openapi import endpoint
+from core import dumps, endpoint, json_response, read_json
 from plugins.http_api.models import DebugEcho, DebugRequest
 from plugins.http_api.service import ChatService
 

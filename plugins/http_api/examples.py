@@ -7,8 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 import plugins
-from core.errors import ApiError
-from core.openapi import endpoint
+from core import ApiError, endpoint
 
 #: ``examples/vanilla-js`` of the repository this package is installed from (editable).
 DEFAULT_EXAMPLES_DIR = Path(plugins.__file__).resolve().parents[1] / "examples" / "vanilla-js"

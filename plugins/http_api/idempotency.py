@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import ApiError
+from core import ApiError
 
 #: ``(route, thread, key)``: a key only matches on the same route and thread.
 Scope = tuple[str, str, str]

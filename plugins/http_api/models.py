@@ -18,7 +18,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from core.openapi import NOT_BLANK, ErrorDetail
+from core import NOT_BLANK, ErrorDetail
 
 
 def _normalise_id(value: Any) -> Any:

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from core.errors import ApiError
-from core.events import Message
-from core.http import bind_conversation, json_response, read_json, validate
-from core.openapi import ErrorResponse, endpoint
+from core import (
+    ApiError,
+    ErrorResponse,
+    Message,
+    bind_conversation,
+    endpoint,
+    json_response,
+    read_json,
+    validate,
+)
 from plugins.http_api.idempotency import Produced
 from plugins.http_api.models import N8nChatRequest, N8nChatRequestDoc, N8nChatResponse
 from plugins.http_api.service import CHANNEL, ChatService

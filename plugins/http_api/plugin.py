@@ -9,10 +9,7 @@ from typing import Any
 from aiohttp import web
 from loguru import logger
 
-from core import hookimpl
-from core.events import SessionCleared
-from core.gateway import Gateway
-from core.health import Check
+from core import Check, Gateway, SessionCleared, hookimpl
 from plugins.http_api.chat import ChatRoutes
 from plugins.http_api.cors import cors_middleware
 from plugins.http_api.debug import DebugRoutes

@@ -10,12 +10,17 @@ from typing import Any
 
 from aiohttp import web
 
-from core.auth import presented_key, require_api_key
-from core.bus import ReplyHandle
-from core.errors import ApiError, BusClosedError, BusFullError
-from core.events import Message, Reply
-from core.gateway import Gateway
-from core.http import json_response
+from core import (
+    ApiError,
+    Gateway,
+    Message,
+    Reply,
+    ReplyHandle,
+    client_ip,
+    json_response,
+    presented_key,
+    require_api_key,
+)
 from plugins.http_api.idempotency import IdempotencyCache, Produced, check_key, fingerprint
 from plugins.http_api.settings import HttpApiSettings
 
@@ -39,7 +44,7 @@ class ChatService:
         """429 when the caller's IP or key is over ``RATE_LIMIT_PER_MINUTE``; 401/403
         unless the request carries a valid key (open when no keys are set)."""
         gateway = self.gateway
-        gateway.check_rate(f"ip:{gateway.client_ip(request)}")
+        gateway.check_rate(f"ip:{client_ip(request)}")
         require_api_key(request, gateway.settings, admin=admin)
         key = presented_key(request, gateway.settings.api_key_header)
         if key is not None:
@@ -51,17 +56,9 @@ class ChatService:
             raise ApiError(413, "message_too_long", f"{field} is longer than {limit} characters")
 
     async def publish(self, message: Message) -> ReplyHandle:
-        """Queue ``message``; a 503 with ``Retry-After`` when the bus cannot take it."""
-        try:
-            handle = await self.gateway.publish(message)
-        except BusFullError:
-            raise ApiError(
-                503, "busy", "too many messages in flight; retry shortly", {"Retry-After": "1"}
-            ) from None
-        except BusClosedError:
-            raise ApiError(
-                503, "shutting_down", "the gateway is shutting down", {"Retry-After": "5"}
-            ) from None
+        """Queue ``message``. When the bus cannot take it, ``BusFullError`` or
+        ``BusClosedError`` goes on: the request middleware answers 503 (core.web.errors)."""
+        handle = await self.gateway.publish(message)
         assert handle is not None  # only durable publishes return None
         return handle
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from core.settings import CommaList, PluginSettings, split_commas
+from core import CommaList, PluginSettings, split_commas
 
 
 class HttpApiSettings(PluginSettings):

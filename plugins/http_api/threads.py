@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from core.errors import ApiError
-from core.http import bind_conversation, json_response
-from core.openapi import ErrorResponse, endpoint
+from core import ApiError, ErrorResponse, bind_conversation, endpoint, json_response
 from plugins.http_api.models import ThreadCleared, ThreadMessages
 from plugins.http_api.service import ChatService
 

@@ -15,10 +15,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from core import hookimpl
-from core.errors import PluginError
-from core.gateway import Gateway
-from core.health import Check
+from core import Check, Gateway, PluginError, hookimpl
 from plugins.memory_sqlite.retention import PurgeFigures, purge_periodically
 from plugins.memory_sqlite.settings import MemorySettings
 from plugins.memory_sqlite.store import SqliteConversationStore

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from core.errors import PluginError
+from core import PluginError
 
 #: ``PRAGMA application_id`` of an eneca-bot conversation database ("EnMm").
 APPLICATION_ID = 0x456E4D6D

@@ -8,7 +8,7 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from core.settings import PluginSettings
+from core import PluginSettings
 
 DEFAULT_FILE_NAME = "checkpoints.db"
 

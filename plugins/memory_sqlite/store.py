@@ -1,4 +1,4 @@
-"""The SQLite :class:`~core.store.ConversationStore` (aiosqlite, WAL).
+"""The SQLite :class:`~core.contract.store.ConversationStore` (aiosqlite, WAL).
 
 One writer connection takes every write, one after another (an ``asyncio.Lock`` keeps a
 multi-statement transaction from interleaving with an append on the same connection). A
@@ -9,7 +9,7 @@ the same statement), committed before ``append`` returns: then the turn survives
 not grow with the conversation. :meth:`~SqliteConversationStore.append_and_history` does
 the append and that read in one function on the writer's thread: one hand-off per message
 instead of two. Appends that arrive while the writer is busy share its next transaction
-(:mod:`core.group_commit`); each still returns only once it is committed.
+(:mod:`core.durable.group_commit`); each still returns only once it is committed.
 """
 
 from __future__ import annotations
@@ -27,9 +27,7 @@ from typing import Any, cast
 import aiosqlite
 from loguru import logger
 
-from core.errors import PluginError
-from core.group_commit import GroupCommit
-from core.store import ConversationInfo, Role, Turn
+from core import ConversationInfo, GroupCommit, PluginError, Role, Turn
 from plugins.memory_sqlite.schema import check_ownership, migrate
 
 #: Conversations removed per transaction by :meth:`SqliteConversationStore.purge_idle`.

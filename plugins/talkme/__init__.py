@@ -18,13 +18,19 @@ import aiohttp
 from aiohttp import web
 from loguru import logger
 
-from core import hookimpl
-from core.agent import Tool, ToolResult
-from core.delivery import DeliveryProgress, DeliveryResult
-from core.events import Message, Reply, SessionCleared
-from core.gateway import Gateway
-from core.health import Check
-from core.jsonenc import dumps
+from core import (
+    Check,
+    DeliveryProgress,
+    DeliveryResult,
+    Gateway,
+    Message,
+    Reply,
+    SessionCleared,
+    Tool,
+    ToolResult,
+    dumps,
+    hookimpl,
+)
 from plugins.talkme.api import TYPING, TalkMeApi
 from plugins.talkme.delivery import HANDOVER, ReplySender
 from plugins.talkme.payload import CHANNEL, token_of
@@ -116,7 +122,7 @@ class TalkMePlugin:
         token = token_of(message)
         if token is None or self._api is None:
             return
-        gateway.redactor.add(token)  # replayed after a restart: not seen by the webhook
+        gateway.mask_secrets(token)  # replayed after a restart: not seen by the webhook
         task = asyncio.create_task(self._show_typing(token, message.conversation_id))
         tasks = self._typing.setdefault(message.conversation_id, set())
         tasks.add(task)
@@ -175,7 +181,7 @@ class TalkMePlugin:
             return None
         if self._sender is None:
             return DeliveryResult.retry("the talkme channel is not started")
-        gateway.redactor.add(token_of(reply.in_reply_to))
+        gateway.mask_secrets(token_of(reply.in_reply_to))
         with logger.contextualize(conversation_id=reply.conversation_id):
             return await self._sender.deliver(reply, attempt, progress)
 

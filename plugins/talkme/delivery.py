@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from loguru import logger
 
-from core.delivery import DeliveryProgress, DeliveryResult
-from core.events import Reply
+from core import DeliveryProgress, DeliveryResult, Reply
 from plugins.talkme.api import FINISH, SEND, ApiOutcome, TalkMeApi
 from plugins.talkme.payload import token_of
 from plugins.talkme.settings import TalkMeSettings

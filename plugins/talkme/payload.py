@@ -10,13 +10,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
-from core.events import Message
-from core.openapi import NOT_BLANK
+from core import NOT_BLANK, Message
 
 CHANNEL = "talkme"
 #: Conversation ids of TalkMe visitors start with this, so they never collide with others.
 CONVERSATION_PREFIX = "talkme:"
-#: Metadata key of the X-Token; private to the channel (see core.events.PRIVATE_PREFIX).
+#: Metadata key of the X-Token; private to the channel (see core.contract.events.PRIVATE_PREFIX).
 TOKEN_KEY = "_talkme_token"
 
 #: TalkMe sends some ids as numbers, some as strings.

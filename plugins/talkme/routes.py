@@ -9,11 +9,17 @@ from aiohttp import web
 from loguru import logger
 from pydantic import ValidationError
 
-from core.auth import require_api_key
-from core.errors import ApiError, BusClosedError, BusFullError
-from core.events import Message
-from core.http import bind_conversation, describe_errors, json_response, read_json
-from core.openapi import ErrorResponse, endpoint
+from core import (
+    ApiError,
+    ErrorResponse,
+    Message,
+    bind_conversation,
+    describe_errors,
+    endpoint,
+    json_response,
+    read_json,
+    require_api_key,
+)
 from plugins.talkme.payload import (
     CHANNEL,
     TalkMeWebhook,
@@ -25,7 +31,7 @@ from plugins.talkme.schemas import SessionsCleared, TalkMeHealth, TalkMeStatsRep
 from plugins.talkme.stats import health_report, stats_report
 
 if TYPE_CHECKING:
-    from core.gateway import Gateway
+    from core import Gateway
     from plugins.talkme import TalkMePlugin
 
 TAGS = ("talkme",)
@@ -74,18 +80,15 @@ class TalkMeRoutes:
             return await self._accept(message)
 
     async def _accept(self, message: Message) -> web.Response:
-        self._gateway.redactor.add(token_of(message))
+        self._gateway.mask_secrets(token_of(message))
         # TalkMe posts every visitor from the same servers: limit per visitor, not per IP.
         self._gateway.check_rate(message.conversation_id, "messages")
         counters = self._plugin.stats.counters
-        try:
-            handle = await self._gateway.publish(
-                message, durable=True, debounce_s=self._plugin.settings.debounce_ms / 1000
-            )
-        except (BusFullError, BusClosedError) as exc:
-            raise ApiError(
-                503, "unavailable", f"cannot take the message now: {exc}", {"Retry-After": "5"}
-            ) from None
+        # A full or closing bus (or failing storage) propagates: the request middleware
+        # answers 503 with Retry-After (core.web.errors), and TalkMe posts again.
+        handle = await self._gateway.publish(
+            message, durable=True, debounce_s=self._plugin.settings.debounce_ms / 1000
+        )
         if handle is None:
             counters.duplicates_ignored += 1
             return json_response(WebhookAck(duplicate=True).model_dump())

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from core.settings import PluginSettings
+from core import PluginSettings
 
 DEFAULT_API_URL = "https://lcab.talk-me.ru/json/v1.0"
 

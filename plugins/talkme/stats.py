@@ -6,7 +6,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from core.durable import percentile
+from core import percentile
 from plugins.talkme.api import ApiOutcome
 from plugins.talkme.payload import CHANNEL
 from plugins.talkme.schemas import (
@@ -20,7 +20,7 @@ from plugins.talkme.schemas import (
 from plugins.talkme.settings import TalkMeSettings
 
 if TYPE_CHECKING:
-    from core.gateway import Gateway
+    from core import Gateway
 
 
 @dataclass
@@ -82,7 +82,7 @@ async def health_report(
     gateway: Gateway, settings: TalkMeSettings, stats: TalkMeStats
 ) -> TalkMeHealth:
     """The channel's state for ``/webhook/talkme/health`` and the gateway's ``/health``."""
-    totals = await gateway.durable.stats(CHANNEL)
+    totals = await gateway.delivery_stats(CHANNEL)
     return TalkMeHealth(
         enabled=True,
         test_mode=settings.test_mode,
@@ -98,8 +98,8 @@ async def stats_report(
     gateway: Gateway, settings: TalkMeSettings, stats: TalkMeStats
 ) -> TalkMeStatsReport:
     """Counters since start plus totals and latencies from the database."""
-    totals = await gateway.durable.stats(CHANNEL)
-    latencies = await gateway.durable.delivery_latencies(CHANNEL)
+    totals = await gateway.delivery_stats(CHANNEL)
+    latencies = await gateway.delivery_latencies(CHANNEL)
     p50, p95 = percentile(latencies, 0.50), percentile(latencies, 0.95)
     return TalkMeStatsReport(
         test_mode=settings.test_mode,

@@ -1,13 +1,13 @@
 """Fixtures for the agent_openai tests: the fake OpenAI server, documents, an app factory."""
 
-# ruff: noqa: RUF001  (Russian test documents)
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from tests.fakes.openai_server import FakeOpenAI, fake_openai  # noqa: F401
+from tests.support.openai_server import FakeOpenAI, fake_openai  # noqa: F401
+from tests.support.shop import DOCUMENTS, SYSTEM
 
 ENV_NAMES = (
     "OPENAI_API_KEY",
@@ -27,23 +27,6 @@ ENV_NAMES = (
     "DATA_DIR",
     "PLUGINS",
 )
-
-DOCUMENTS = {
-    "delivery.ru.md": (
-        "# Доставка\n\nКурьерская доставка по Москве занимает 1–2 дня и стоит 350 рублей.\n\n"
-        "## Самовывоз\n\nЗаказ можно забрать бесплатно в магазине на улице Садовой.\n"
-    ),
-    "payment.ru.md": (
-        "# Способы\n\nВы можете оплатить заказ картой МИР или наличными курьеру. "
-        "Ёлочные игрушки продаются только по предоплате.\n"
-    ),
-    "returns.en.md": (
-        "# Returns\n\nUnused items can be returned within 14 days. Refunds are paid to the "
-        "original card within 10 days.\n"
-    ),
-}
-
-SYSTEM = "You are the test shop assistant."
 
 
 @pytest.fixture(autouse=True)

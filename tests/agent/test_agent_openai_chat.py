@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 
-from core.agent import Tool, ToolResult
-from core.events import Message
+from core.contract.agent import Tool, ToolResult
+from core.contract.events import Message
 from core.plugins import hookimpl
 from core.testing import ask, gateway_of
-from tests.agent.conftest import SYSTEM
-from tests.fakes.openai_server import FakeResponse, FakeToolCall
+from tests.support.openai_server import FakeResponse, FakeToolCall
+from tests.support.shop import SYSTEM
 
 
 async def stream(gateway, text, conversation_id="c1"):

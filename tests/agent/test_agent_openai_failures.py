@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from loguru import logger
 
-from core.events import Message
+from core.contract.events import Message
 from core.testing import ask, gateway_of
-from tests.fakes.openai_server import FakeResponse
+from tests.support.openai_server import FakeResponse
 
 FALLBACK = "Sorry, try again later."
 

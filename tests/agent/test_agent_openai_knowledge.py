@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from core.cli import main as cli_main
-from core.events import Message
+from core.contract.events import Message
 from core.testing import ask, gateway_of
 from plugins.agent_openai.chunking import split_document
 from plugins.agent_openai.knowledge import KnowledgeIndex

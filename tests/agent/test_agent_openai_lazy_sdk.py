@@ -12,8 +12,8 @@ SCRIPT = """
 import asyncio, json, sys, tempfile
 from pathlib import Path
 from aiohttp.test_utils import TestClient, TestServer
-from core.app import create_app
-from tests.fakes.openai_server import FakeOpenAI
+from core.web.app import create_app
+from tests.support.openai_server import FakeOpenAI
 
 async def main():
     seen = {}

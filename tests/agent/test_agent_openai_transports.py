@@ -8,9 +8,9 @@ import socket
 
 import pytest
 
-from core.events import Message
+from core.contract.events import Message
 from core.testing import gateway_of
-from tests.fakes.openai_server import FakeResponse, FakeToolCall
+from tests.support.openai_server import FakeResponse, FakeToolCall
 
 FALLBACK = "Sorry, try again later."
 

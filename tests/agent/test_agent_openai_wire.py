@@ -126,7 +126,7 @@ def test_a_chunk_of_the_wrong_shape_is_a_bad_response(chunk):
 
 async def test_a_message_with_half_an_emoji_still_reaches_the_model(agent_app, fake_openai):
     from core.testing import ask, gateway_of
-    from tests.fakes.openai_server import FakeResponse
+    from tests.support.openai_server import FakeResponse
 
     fake_openai.default = FakeResponse(text="fine")
     client = await agent_app()

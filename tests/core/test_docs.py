@@ -3,9 +3,9 @@
 import re
 from pathlib import Path
 
-from core.app import load_config
-from core.config_reference import markdown
-from core.settings import DEFAULT_PLUGINS
+from core.config.reference import markdown
+from core.config.settings import DEFAULT_PLUGINS
+from core.web.app import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

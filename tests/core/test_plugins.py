@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from core.app import create_app
-from core.errors import PluginError
-from core.events import Message, Reply
+from core.contract.errors import PluginError
+from core.contract.events import Message, Reply
 from core.plugins import hookimpl
 from core.testing import ScriptedAgent, ask, gateway_of
-from tests.core.thirdparty import BROKEN_SOURCE, make_distribution
+from core.web.app import create_app
+from tests.support.thirdparty import BROKEN_SOURCE, make_distribution
 
 ROOT = Path(__file__).resolve().parents[2]
 ENECA = str(Path(sys.executable).with_name("eneca-bot"))
@@ -33,7 +33,7 @@ async def test_a_third_party_entry_point_plugin_is_discovered_and_served(eneca_a
     assert await response.json() == {"hello": "from a third party"}
     gateway = gateway_of(client)
     await ask(gateway, "seen by the plugin")
-    plugin = gateway.pm.get_plugin("hello")
+    plugin = gateway._pm.get_plugin("hello")
     assert plugin.seen == ["seen by the plugin"]
 
 

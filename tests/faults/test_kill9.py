@@ -15,8 +15,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.fakes.openai_server import FakeOpenAI
-from tests.faults.clients import (
+from tests.support.clients import (
     Outcome,
     chat,
     echo,
@@ -24,8 +23,9 @@ from tests.faults.clients import (
     thread_messages,
     webhook,
 )
-from tests.faults.serve_process import ServeProcess, base_env
-from tests.talkme.talkme_fake_api import FakeTalkMe
+from tests.support.openai_server import FakeOpenAI
+from tests.support.serve_process import ServeProcess, base_env
+from tests.support.talkme_fake_api import FakeTalkMe
 
 VISITORS = 6
 THREADS = 6

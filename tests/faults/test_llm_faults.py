@@ -14,9 +14,9 @@ from typing import Any
 
 import aiohttp
 
-from tests.fakes.openai_server import FakeOpenAI, FakeResponse
-from tests.faults.clients import Outcome, chat, chat_stream, get_json, last_user_text
-from tests.faults.serve_process import ServeProcess, base_env
+from tests.support.clients import Outcome, chat, chat_stream, get_json, last_user_text
+from tests.support.openai_server import FakeOpenAI, FakeResponse
+from tests.support.serve_process import ServeProcess, base_env
 
 REPLY_TIMEOUT_S = 3.0
 #: A client waiting longer than this counts the request as hung.

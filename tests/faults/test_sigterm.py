@@ -14,10 +14,10 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.fakes.openai_server import FakeOpenAI
-from tests.faults.clients import chat, echo, eventually, thread_messages, webhook
-from tests.faults.serve_process import ServeProcess, base_env
-from tests.talkme.talkme_fake_api import FakeTalkMe
+from tests.support.clients import chat, echo, eventually, thread_messages, webhook
+from tests.support.openai_server import FakeOpenAI
+from tests.support.serve_process import ServeProcess, base_env
+from tests.support.talkme_fake_api import FakeTalkMe
 
 GRACE_S = 3
 LLM_S = 1.0

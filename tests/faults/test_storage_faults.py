@@ -17,8 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.fakes.openai_server import FakeOpenAI
-from tests.faults.clients import (
+from tests.support.clients import (
     chat,
     chat_stream,
     echo,
@@ -27,9 +26,10 @@ from tests.faults.clients import (
     thread_messages,
     webhook,
 )
-from tests.faults.disks import full_disk, read_only_dir
-from tests.faults.serve_process import ServeProcess, base_env
-from tests.talkme.talkme_fake_api import FakeTalkMe
+from tests.support.disks import full_disk, read_only_dir
+from tests.support.openai_server import FakeOpenAI
+from tests.support.serve_process import ServeProcess, base_env
+from tests.support.talkme_fake_api import FakeTalkMe
 
 
 async def start_fails(work_dir: Path, env: dict[str, str]) -> str:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.fakes.openai_server import FakeOpenAI
-from tests.faults.clients import eventually, get_json, webhook
-from tests.faults.serve_process import ServeProcess, base_env
-from tests.talkme.talkme_fake_api import FakeTalkMe, Scripted
+from tests.support.clients import eventually, get_json, webhook
+from tests.support.openai_server import FakeOpenAI
+from tests.support.serve_process import ServeProcess, base_env
+from tests.support.talkme_fake_api import FakeTalkMe, Scripted
 
 VISITORS = 4
 MESSAGES = 5

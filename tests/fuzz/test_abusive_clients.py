@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.faults.serve_process import ADMIN_KEY, ServeProcess, base_env
+from tests.support.serve_process import ADMIN_KEY, ServeProcess, base_env
 
 MAX_BODY = 64 * 1024
 BODY_TIMEOUT_S = 2.0

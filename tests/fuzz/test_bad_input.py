@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from core.events import Message
+from core.contract.events import Message
 from core.testing import ScriptedAgent
 from plugins.talkme.payload import TalkMeWebhook
 

@@ -191,6 +191,6 @@ async def test_a_full_bus_is_503_with_retry_after(start_api):
 
 async def test_a_closed_bus_is_503(start_api):
     client = await start_api()
-    await gateway_of(client).bus.drain(0)
+    await gateway_of(client)._bus.drain(0)
     resp = await chat(client, {"message": "hi"})
     assert (await error_of(resp, 503))["code"] == "shutting_down"

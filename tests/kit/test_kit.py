@@ -6,8 +6,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from core.delivery import DeliveryResult
-from core.events import Message
+from core.contract.delivery import DeliveryResult
+from core.contract.events import Message
 from core.plugins import hookimpl
 from core.testing import (
     FAST_DELIVERY,

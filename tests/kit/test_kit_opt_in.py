@@ -23,7 +23,7 @@ import sys
 
 def test_the_kit_is_not_loaded(request):
     assert "core.testing" not in sys.modules
-    assert "core.app" not in sys.modules  # nor the gateway it would start
+    assert "core.web.app" not in sys.modules  # nor the gateway it would start
     assert "eneca_app" not in request.fixturenames
 """
 

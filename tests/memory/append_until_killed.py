@@ -13,8 +13,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from core.app import create_app
 from core.testing import ScriptedAgent, ask, gateway_of, provide
+from core.web.app import create_app
 
 
 async def main(data_dir: Path, conversations: int) -> None:

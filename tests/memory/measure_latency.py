@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.store import Turn
+from core.contract.store import Turn
 from plugins.memory_sqlite.store import SqliteConversationStore
 
 TURNS = 500

@@ -5,8 +5,8 @@ import asyncio
 import sqlite3
 import time
 
-from core.group_commit import run_on_thread
-from core.store import Turn
+from core.contract.store import Turn
+from core.durable.group_commit import run_on_thread
 from plugins.memory_sqlite.store import SqliteConversationStore
 
 

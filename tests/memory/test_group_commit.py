@@ -4,7 +4,7 @@ its own turn is committed, and one bad write fails only its caller."""
 import asyncio
 import sqlite3
 
-from core.store import Turn
+from core.contract.store import Turn
 from plugins.memory_sqlite.store import SqliteConversationStore
 
 

@@ -5,8 +5,8 @@ import sqlite3
 
 import pytest
 
-from core.errors import PluginError
-from core.store import Turn
+from core.contract.errors import PluginError
+from core.contract.store import Turn
 from plugins.memory_sqlite.schema import APPLICATION_ID, LATEST_VERSION
 from plugins.memory_sqlite.store import SqliteConversationStore
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.memory import InMemoryConversationStore
-from core.store import Turn
+from core.contract.store import Turn
+from core.engine.memory import InMemoryConversationStore
 from plugins.memory_sqlite.store import SqliteConversationStore
 
 any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=12)

@@ -8,10 +8,10 @@ import pytest
 from aiohttp import web
 
 from core import hookimpl
-from core.app import create_app
-from core.errors import PluginError
-from core.memory import InMemoryConversationStore
+from core.contract.errors import PluginError
+from core.engine.memory import InMemoryConversationStore
 from core.testing import ScriptedAgent, ask, gateway_of
+from core.web.app import create_app
 from plugins.memory_sqlite.store import SqliteConversationStore
 
 

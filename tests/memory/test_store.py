@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from core.store import ConversationStore, Turn
+from core.contract.store import ConversationStore, Turn
 from plugins.memory_sqlite.store import SqliteConversationStore
 
 UNICODE_TEXTS = [

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.talkme.talkme_fake_api import FakeTalkMe
+from tests.support.talkme_fake_api import FakeTalkMe
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ from typing import Any
 
 from loguru import logger
 
-from core.agent import AgentRequest, ChunkSink
-from core.events import Reply
+from core.contract.agent import AgentRequest, ChunkSink
+from core.contract.events import Reply
 from core.testing import gateway_of, wait_settled
-from tests.talkme.talkme_fake_api import FakeTalkMe, Scripted
+from tests.support.talkme_fake_api import FakeTalkMe, Scripted
 
 KEY = {"X-API-Key": "obs-key-1"}
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from core.testing import gateway_of, wait_settled
-from tests.fakes.openai_server import FakeOpenAI, FakeResponse
-from tests.talkme.talkme_fake_api import FakeTalkMe
+from tests.support.openai_server import FakeOpenAI, FakeResponse
+from tests.support.talkme_fake_api import FakeTalkMe
 
 API_KEY = "api-key-SECRET-1f2e3d"
 OPENAI_KEY = "sk-openai-SECRET-9a8b7c"

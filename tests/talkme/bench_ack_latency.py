@@ -22,10 +22,10 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from core.durable import percentile
-from tests.talkme.talkme_fake_api import FakeTalkMe
-from tests.talkme.talkme_helpers import webhook_body
-from tests.talkme.talkme_process import GatewayProcess
+from core.durable.sqlite import percentile
+from tests.support.talkme_fake_api import FakeTalkMe
+from tests.support.talkme_helpers import webhook_body
+from tests.support.talkme_process import GatewayProcess
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -40,7 +40,7 @@ async def run(args: argparse.Namespace) -> None:
             core={"plugins": plugins, "log_level": "WARNING"},
             talkme={"typing_wait_s": 0.5},
         )
-        await gateway.start()
+        await gateway._start()
         latencies: list[float] = []
         slots = asyncio.Semaphore(args.concurrency)
         try:
@@ -68,7 +68,7 @@ async def run(args: argparse.Namespace) -> None:
                 await fake.wait_until(lambda: len(fake.sent_texts()) >= total, timeout=600)
                 delivered = time.perf_counter() - began
         finally:
-            await gateway.stop()
+            await gateway._stop()
             await fake.stop()
     ms = [value * 1000 for value in latencies]
     print(

@@ -9,8 +9,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from core.testing import ScriptedAgent
-from tests.talkme.talkme_fake_api import FakeTalkMe
-from tests.talkme.talkme_helpers import ADMIN_KEY
+from tests.support.talkme_fake_api import FakeTalkMe
+from tests.support.talkme_helpers import ADMIN_KEY
 
 
 @pytest.fixture

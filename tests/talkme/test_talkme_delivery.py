@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from core.testing import ScriptedAgent, ask, gateway_of
-from tests.talkme.talkme_fake_api import Scripted, talkme_error
-from tests.talkme.talkme_helpers import (
+from tests.support.talkme_fake_api import Scripted, talkme_error
+from tests.support.talkme_helpers import (
     ADMIN_KEY,
     delivered_count,
     eventually,
@@ -17,7 +17,7 @@ from tests.talkme.talkme_helpers import (
 
 async def inbox_texts(client, conversation_id: str) -> list[str]:
     """Texts of a conversation's accepted messages, in the order the inbox took them."""
-    db = gateway_of(client).durable.db
+    db = gateway_of(client)._durable.db
     async with db.execute(
         "SELECT json_extract(message, '$.text') FROM inbox WHERE conversation_id = ? ORDER BY seq",
         (conversation_id,),
@@ -26,7 +26,7 @@ async def inbox_texts(client, conversation_id: str) -> list[str]:
 
 
 async def outbox_rows(client) -> list[tuple[str, int]]:
-    async with gateway_of(client).durable.db.execute(
+    async with gateway_of(client)._durable.db.execute(
         "SELECT status, attempts FROM outbox ORDER BY seq"
     ) as cursor:
         return [tuple(row) for row in await cursor.fetchall()]
@@ -185,7 +185,7 @@ async def test_api_down_then_back_delivers_everything_in_order_once(talkme_app, 
     assert (await client.post("/webhook/talkme", json=body)).status == 200
 
     gateway = gateway_of(client)
-    await eventually(lambda: gateway.outbox.retries >= 3)
+    await eventually(lambda: gateway._outbox.retries >= 3)
     health = await (await client.get("/webhook/talkme/health")).json()
     assert health["api"]["reachable"] is False
     assert health["pending_deliveries"] >= 1

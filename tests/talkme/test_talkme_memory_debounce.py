@@ -4,7 +4,7 @@ visitor's quick successive messages into one answer."""
 import json
 
 from core.testing import ScriptedAgent, gateway_of
-from tests.talkme.talkme_helpers import TOKEN, webhook_body
+from tests.support.talkme_helpers import TOKEN, webhook_body
 
 
 async def test_the_token_is_used_to_reply_but_never_stored_in_memory(talkme_app, fake_talkme):
@@ -28,5 +28,5 @@ async def test_quick_successive_messages_are_answered_together(talkme_app, fake_
     sends = fake_talkme.confirmed("send")
     assert sends[0].body == {"content": {"text": "you said: Hi\nI have a question\nabout delivery"}}
     assert len(agent.requests) == 1
-    stats = await gateway_of(client).durable.stats("talkme")
+    stats = await gateway_of(client).delivery_stats("talkme")
     assert (stats["received"], stats["unanswered"], stats["delivered"]) == (3, 0, 1)

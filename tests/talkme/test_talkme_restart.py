@@ -9,9 +9,9 @@ import asyncio
 
 import aiohttp
 
-from tests.talkme.talkme_fake_api import Scripted
-from tests.talkme.talkme_helpers import webhook_body
-from tests.talkme.talkme_process import GatewayProcess
+from tests.support.talkme_fake_api import Scripted
+from tests.support.talkme_helpers import webhook_body
+from tests.support.talkme_process import GatewayProcess
 
 
 async def post(url: str, body: dict) -> tuple[int, dict]:

@@ -16,7 +16,7 @@ from plugins.talkme.api import TalkMeApi, classify, parse_retry_after
 from plugins.talkme.payload import TalkMeWebhook
 from plugins.talkme.settings import DEFAULT_API_URL
 from plugins.talkme.split import split_text
-from tests.talkme.talkme_helpers import TOKEN, delivered_count, eventually, webhook_body
+from tests.support.talkme_helpers import TOKEN, delivered_count, eventually, webhook_body
 
 # -- splitting ----------------------------------------------------------------------------
 
@@ -148,7 +148,7 @@ async def test_a_permanent_error_with_aioresponses_is_tried_once(eneca_app, mock
     )
     await client.post("/webhook/talkme", json=webhook_body("hi"))
     gateway = gateway_of(client)
-    await eventually(lambda: gateway.outbox.failures == 1)
+    await eventually(lambda: gateway._outbox.failures == 1)
     assert len(sent_json(mock_http, f"{DEFAULT_API_URL}/customBot/send")) == 1
 
 

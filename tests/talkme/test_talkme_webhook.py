@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from core.testing import ScriptedAgent, gateway_of
-from tests.talkme.talkme_helpers import (
+from tests.support.talkme_helpers import (
     ADMIN_KEY,
     TOKEN,
     delivered_count,
@@ -178,7 +178,7 @@ async def test_bad_payloads_answer_400_and_are_not_queued(talkme_app, fake_talkm
     body = await resp.json()
     assert body["success"] is False and body["error"]["code"] in ("invalid_json", "invalid_payload")
     await asyncio.sleep(0.05)
-    totals = await gateway_of(client).durable.stats("talkme")
+    totals = await gateway_of(client).delivery_stats("talkme")
     assert totals["received"] == 0
     assert agent.requests == [] and fake_talkme.calls == []
 
@@ -355,4 +355,4 @@ async def test_a_visitor_over_the_rate_limit_gets_429_and_is_not_queued(talkme_a
     statuses.append((await client.post("/webhook/talkme", json=other)).status)
     assert statuses == [200, 200, 429, 200]
     await fake_talkme.wait_until(lambda: len(fake_talkme.sent_texts()) == 3)
-    assert (await gateway_of(client).durable.stats("talkme"))["received"] == 3
+    assert (await gateway_of(client).delivery_stats("talkme"))["received"] == 3

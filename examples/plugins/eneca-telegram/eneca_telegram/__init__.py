@@ -20,11 +20,7 @@ import aiohttp
 from aiohttp import web
 from loguru import logger
 
-from core import hookimpl
-from core.delivery import DeliveryProgress, DeliveryResult
-from core.events import Message, Reply
-from core.gateway import Gateway
-from core.health import Check
+from core import Check, DeliveryProgress, DeliveryResult, Gateway, Message, Reply, hookimpl
 from eneca_telegram.api import SEND_CHAT_ACTION, BotApi
 from eneca_telegram.cli import add_commands
 from eneca_telegram.delivery import ReplySender
@@ -63,7 +59,7 @@ class TelegramPlugin:
     async def lifespan(self, gateway: Gateway) -> AsyncIterator[None]:
         settings = self._settings = gateway.settings_for(TelegramSettings)
         token = settings.bot_token.get_secret_value()
-        gateway.redactor.add(token)  # it is in every Bot API URL: mask it in any log line
+        gateway.mask_secrets(token)  # it is in every Bot API URL: mask it in any log line
         if settings.webhook_secret is None:
             logger.warning(
                 "TELEGRAM_WEBHOOK_SECRET is not set: anyone who knows the URL can post to "
@@ -123,5 +119,5 @@ class TelegramPlugin:
 
     @hookimpl
     async def health_check(self, gateway: Gateway) -> Check:
-        figures = await gateway.durable.stats(CHANNEL)
+        figures = await gateway.delivery_stats(CHANNEL)
         return Check(CHANNEL, self._api is not None, figures)

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from core.gateway import Gateway
+from core import Gateway
 from eneca_telegram.api import SET_WEBHOOK, BotApi
 from eneca_telegram.settings import TelegramSettings
 

@@ -9,8 +9,7 @@ from typing import Any
 
 from loguru import logger
 
-from core.delivery import DeliveryProgress, DeliveryResult
-from core.events import Reply
+from core import DeliveryProgress, DeliveryResult, Reply
 from eneca_telegram.api import SEND_MESSAGE, BotApi
 from eneca_telegram.split import split_text
 

@@ -7,10 +7,7 @@ import hmac
 from aiohttp import web
 from loguru import logger
 
-from core.errors import ApiError, BusClosedError, BusFullError
-from core.gateway import Gateway
-from core.http import json_response, read_json, validate
-from core.openapi import endpoint
+from core import ApiError, Gateway, endpoint, json_response, read_json, validate
 from eneca_telegram.settings import TelegramSettings
 from eneca_telegram.update import Update, WebhookAck, ignored_because, to_message
 
@@ -59,11 +56,7 @@ class WebhookRoutes:
         if reason is not None:
             logger.debug("telegram update {} ignored: {}", update.update_id, reason)
             return json_response(WebhookAck(ignored=reason).model_dump())
-        try:
-            handle = await self._gateway.publish(to_message(update), durable=True)
-        except (BusFullError, BusClosedError) as exc:
-            # Telegram redelivers on any non-2xx, so nothing is lost.
-            raise ApiError(
-                503, "unavailable", f"cannot take the update now: {exc}", {"Retry-After": "5"}
-            ) from None
+        # A full or closing bus propagates: the request middleware answers 503 with
+        # Retry-After (core.web.errors). Telegram redelivers on any non-2xx: nothing is lost.
+        handle = await self._gateway.publish(to_message(update), durable=True)
         return json_response(WebhookAck(duplicate=handle is None).model_dump())

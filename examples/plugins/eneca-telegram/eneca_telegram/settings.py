@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from core.settings import PluginSettings
+from core import PluginSettings
 
 DEFAULT_API_URL = "https://api.telegram.org"
 #: What Telegram accepts as a webhook secret token.

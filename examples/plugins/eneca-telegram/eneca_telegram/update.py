@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.events import Message
+from core import Message
 
 #: ``Message.channel`` of everything this plugin publishes and delivers.
 CHANNEL = "telegram"

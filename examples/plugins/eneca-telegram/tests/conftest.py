@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from core.gateway import Gateway
+from core import Gateway
 from core.testing import FAST_DELIVERY, ScriptedAgent, gateway_of, sent_json
 
 

@@ -23,9 +23,10 @@ async def test_a_text_update_is_answered_through_send_message(tg):
 
 async def test_the_plugin_is_found_through_its_entry_point(tg):
     await tg.start()
-    assert isinstance(tg.gateway.pm.get_plugin("telegram"), TelegramPlugin)
+    assert "telegram" in tg.gateway.plugin_names
     (entry,) = [ep for ep in metadata.entry_points(group="eneca_bot.plugins", name="telegram")]
     assert entry.dist is not None and entry.dist.name == "eneca-telegram"
+    assert entry.load() is TelegramPlugin
 
 
 async def test_a_missing_secret_is_401_and_a_wrong_one_403_in_json(tg):
@@ -38,7 +39,7 @@ async def test_a_missing_secret_is_401_and_a_wrong_one_403_in_json(tg):
     assert wrong.status == 403
     assert (await wrong.json())["error"]["code"] == "forbidden"
     assert tg.agent.requests == []
-    assert (await tg.gateway.durable.stats("telegram"))["received"] == 0
+    assert (await tg.gateway.delivery_stats("telegram"))["received"] == 0
 
 
 async def test_without_a_configured_secret_updates_are_taken_without_the_header(tg):

@@ -1,0 +1,1 @@
+"""The config room: loading layered settings and the generated configuration reference."""

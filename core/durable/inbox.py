@@ -1,0 +1,74 @@
+"""Which durable messages are *kept* and not yet answered, and the three steps of one.
+
+A channel publishing with ``durable=True`` gets its message *kept* (:meth:`Inbox.keep`):
+the inbox row is committed before the message is queued, so the 2xx the channel then sends
+means "this will be answered, also after a crash". The pipeline *answers* it
+(:meth:`Inbox.answer`): the reply goes to the outbox and the inbox row is marked answered,
+in one transaction. At start-up, messages kept but never answered are queued again
+(:meth:`Inbox.replay`). Terms: docs/architecture.md, "Words".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from loguru import logger
+
+from core.contract.events import MERGED_IDS, Message, Reply
+from core.durable.sqlite import DurableQueue
+from core.durable.storage import StorageWatch
+
+H = TypeVar("H")
+
+
+class Inbox:
+    """The kept messages of one gateway, and the queue that keeps them."""
+
+    def __init__(
+        self, queue: DurableQueue, storage: StorageWatch, on_answered: Callable[[], None]
+    ) -> None:
+        self._queue = queue
+        self._storage = storage
+        self._on_answered = on_answered
+        self._kept: set[str] = set()
+
+    def is_kept(self, message: Message) -> bool:
+        """True while ``message`` is kept and its reply is not in the outbox yet."""
+        return message.id in self._kept
+
+    async def keep(self, message: Message, enqueue: Callable[[], Awaitable[H]]) -> H | None:
+        """Commit ``message`` to the inbox, then ``enqueue()`` it; ``None`` when the
+        provider already sent this message id (a duplicate). A message that cannot be
+        queued is withdrawn, so the provider's retry is not taken for a duplicate."""
+        with self._storage.writing("keep the message"):
+            accepted = await self._queue.accept(message)
+        if not accepted:
+            logger.info("duplicate {} message {} ignored", message.channel, message.message_id)
+            return None
+        self._kept.add(message.id)
+        try:
+            return await enqueue()
+        except BaseException:
+            self._kept.discard(message.id)
+            await self._queue.withdraw(message.id)
+            raise
+
+    async def replay(self, enqueue: Callable[[Message], Awaitable[object]]) -> int:
+        """Queue again, in arrival order, every message kept before the last stop and not
+        answered; returns how many."""
+        pending = await self._queue.unanswered()
+        for message in pending:
+            self._kept.add(message.id)
+            await enqueue(message)
+        if pending:
+            logger.info("answering {} message(s) accepted before the last stop", len(pending))
+        return len(pending)
+
+    async def answer(self, message: Message, reply: Reply) -> None:
+        """Queue ``reply`` in the outbox and mark ``message`` (and any merged into it)
+        answered, in one transaction; then wake the outbox."""
+        await self._queue.answer(reply)
+        self._kept.discard(message.id)
+        self._kept.difference_update(message.metadata.get(MERGED_IDS, ()))
+        self._on_answered()

@@ -1,0 +1,175 @@
+"""The delivery loop: sends queued replies of durable channels through ``deliver_reply``.
+
+One reply at a time per conversation (so a visitor gets replies in order), conversations
+in parallel; transient failures are retried with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+
+from loguru import logger
+
+from core.contract.delivery import DeliveryProgress, DeliveryResult
+from core.contract.events import Reply
+from core.durable.sqlite import DurableQueue, PendingDelivery
+from core.durable.storage import STORAGE_ERRORS
+
+#: Pause of a conversation's deliveries while their outcome cannot be recorded (storage
+#: failing). Not the pipeline's HELD_PROBE_S: that one holds answering, this one delivery.
+RECORD_RETRY_S = 5.0
+
+Deliver = Callable[[Reply, int, DeliveryProgress], Awaitable[DeliveryResult | None]]
+
+
+class Outbox:
+    """Runs while the gateway serves; wakes when a reply is queued or a retry is due."""
+
+    def __init__(
+        self,
+        queue: DurableQueue,
+        deliver: Deliver,
+        max_attempts: int,
+        base_delay_s: float,
+        max_delay_s: float,
+        observe: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._queue = queue
+        self._deliver = deliver
+        self._max_attempts = max_attempts
+        self._base_delay_s = base_delay_s
+        self._max_delay_s = max_delay_s
+        self._observe = observe or (lambda channel, outcome: None)
+        self._wake = asyncio.Event()
+        self._busy: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: Outbox rows sent but not yet recorded as delivered (storage failing), by seq.
+        self._unrecorded: dict[int, int] = {}
+        self._runner: asyncio.Task[None] | None = None
+        self.sent = 0
+        self.retries = 0
+        self.failures = 0
+
+    def start(self) -> None:
+        self._runner = asyncio.create_task(self._run(), name="outbox")
+
+    def notify(self) -> None:
+        """A reply was queued: look for work now."""
+        self._wake.set()
+
+    @property
+    def in_progress(self) -> int:
+        return len(self._busy)
+
+    async def stop(self, grace_s: float) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=grace_s)
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def backoff(self, attempts: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self._max_delay_s)
+        delay = min(self._max_delay_s, self._base_delay_s * 2 ** (attempts - 1))
+        return delay * random.uniform(0.5, 1.0)
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                # A snapshot: an attempt that ends while schedule() reads would otherwise free
+                # its conversation and the stale row would be sent a second time.
+                due, next_at = await self._queue.schedule(time.time(), set(self._busy))
+                for item in due:
+                    self._busy.add(item.reply.conversation_id)
+                    task = asyncio.create_task(self._attempt(item))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+            except Exception as exc:  # the database went away: try again shortly
+                logger.opt(exception=exc).error("outbox: cannot read pending replies: {}", exc)
+                next_at = time.time() + 1.0
+            timeout = None if next_at is None else max(0.0, next_at - time.time())
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    async def _attempt(self, item: PendingDelivery) -> None:
+        with logger.contextualize(conversation_id=item.reply.conversation_id):
+            await self._attempt_in_context(item)
+
+    async def _attempt_in_context(self, item: PendingDelivery) -> None:
+        reply = item.reply
+        try:
+            if item.seq in self._unrecorded:  # sent, but the database could not say so
+                await self._queue.mark_delivered(item.seq, self._unrecorded[item.seq])
+                del self._unrecorded[item.seq]
+                return
+            await self._send(item)
+        except STORAGE_ERRORS as exc:
+            # The outcome could not be written (disk full...). Keep this conversation
+            # busy for a while instead of retrying in a tight loop; a reply that went out
+            # is remembered so that it is recorded, not sent again, when writes work.
+            logger.error(
+                "outbox: cannot record a {} delivery for conversation {}: {}; "
+                "trying again in {:.0f}s", reply.channel, reply.conversation_id, exc,
+                RECORD_RETRY_S,
+            )  # fmt: skip
+            await asyncio.sleep(RECORD_RETRY_S)
+        finally:
+            self._busy.discard(reply.conversation_id)
+            self._wake.set()
+
+    async def _send(self, item: PendingDelivery) -> None:
+        reply = item.reply
+        attempts = item.attempts + 1
+        try:
+            progress = DeliveryProgress(
+                item.progress, lambda state: self._queue.save_progress(item.seq, state)
+            )
+            result = await self._deliver(reply, attempts, progress)
+        except Exception as exc:
+            logger.opt(exception=exc).error(
+                "deliver_reply raised for {} conversation {}",
+                reply.channel,
+                reply.conversation_id,
+            )
+            result = DeliveryResult.retry(f"{type(exc).__name__}: {exc}")
+        if result is None:
+            result = DeliveryResult.retry(f"no plugin delivers channel {reply.channel!r}")
+        final = result.outcome == "retry" and attempts >= self._max_attempts
+        self._observe(reply.channel, "failed" if final else result.outcome)
+        if result.outcome == "delivered":
+            self.sent += 1
+            self._unrecorded[item.seq] = attempts
+            await self._queue.mark_delivered(item.seq, attempts)
+            del self._unrecorded[item.seq]
+        elif result.outcome == "failed" or attempts >= self._max_attempts:
+            await self._queue.mark_failed(item.seq, attempts, result.detail)
+            self.failures += 1
+            logger.error(
+                "gave up delivering a {} reply to conversation {} after {} attempt(s): {}",
+                reply.channel,
+                reply.conversation_id,
+                attempts,
+                result.detail,
+            )
+        else:
+            delay = self.backoff(attempts, result.retry_after)
+            await self._queue.mark_retry(item.seq, attempts, time.time() + delay, result.detail)
+            self.retries += 1
+            logger.warning(
+                "{} delivery to conversation {} failed (attempt {}): {}; retry in {:.1f}s",
+                reply.channel,
+                reply.conversation_id,
+                attempts,
+                result.detail,
+                delay,
+            )
