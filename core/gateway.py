@@ -1,10 +1,6 @@
-"""The gateway façade: everything a plugin may use, and nothing else.
-
-Every hook receives the :class:`Gateway`. Its public members are the plugin API
-(documented in docs/plugins.md, "The gateway", and checked by a test); the engine and the
-durable inbox/outbox behind it are private and may change. Built by
-:func:`core.web.app.create_app`, which also drives its lifecycle.
-"""
+"""The gateway façade that every hook receives: its public members are the plugin API
+(docs/plugins.md, "The gateway"); the engine and durable rooms behind it are private.
+Built, started and stopped by :func:`core.web.app.create_app`."""
 
 from __future__ import annotations
 
@@ -83,8 +79,8 @@ class Gateway:
             full_policy=settings.bus_full_policy,
             publish_timeout_s=settings.bus_publish_timeout_s,
         )
-        per_minute = settings.rate_limit_per_minute
-        self._rate_limiter = RateLimiter(per_minute) if per_minute else None
+        limit = settings.rate_limit_per_minute
+        self._rate_limiter = RateLimiter(limit) if limit else None
         self._tasks: list[asyncio.Task[None]] = []
         self._running = False
 
@@ -92,12 +88,9 @@ class Gateway:
 
     def settings_for(self, settings_cls: type[S]) -> S:
         """The loaded settings of a plugin (declared with the ``settings_model`` hook)."""
-        try:
-            return self._plugin_settings[settings_cls]  # type: ignore[return-value]
-        except KeyError:
-            raise LookupError(
-                f"{settings_cls.__name__} was not declared by settings_model"
-            ) from None
+        if settings_cls not in self._plugin_settings:
+            raise LookupError(f"{settings_cls.__name__} was not declared by settings_model")
+        return self._plugin_settings[settings_cls]  # type: ignore[return-value]
 
     @property
     def plugin_names(self) -> list[str]:

@@ -2,7 +2,8 @@
 
 - contract (values and interfaces): the standard library and pydantic only; no aiohttp,
   no other room of core, nothing from the top of core either;
-- engine and durable: no aiohttp, nothing from core.web;
+- engine and durable: no aiohttp, nothing from core.web or the façade; durable nothing
+  from the engine (the engine uses it);
 - no import circle among core's modules (imports at module level; those under
   ``if TYPE_CHECKING:`` or inside a function are not run on import).
 """
@@ -87,6 +88,8 @@ def test_engine_and_durable_import_no_aiohttp_and_nothing_from_the_web(module):
         assert not _in(name, "aiohttp"), f"{module} imports {name}"
         assert not _in(name, "core.web"), f"{module} imports {name}"
         assert not _in(name, "core.gateway"), f"{module} imports the façade {name}"
+        if _room(module) == "durable":  # the engine uses durable, never the other way
+            assert not _in(name, "core.engine"), f"{module} imports {name}"
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:

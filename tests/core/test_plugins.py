@@ -146,3 +146,50 @@ def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [ENECA, *args], capture_output=True, text=True, cwd=tmp_path, env=full_env, timeout=60
     )
+
+
+def test_how_a_hook_is_called_is_read_from_its_spec():
+    from core import hookspecs
+    from core.plugins import call_each_sync, create_plugin_manager, is_firstresult
+
+    pm = create_plugin_manager([])
+    for name, function in vars(hookspecs).items():
+        spec = getattr(function, "eneca_bot_spec", None)
+        if spec is not None:
+            assert is_firstresult(pm, name) == bool(spec.get("firstresult")), name
+    with pytest.raises(ValueError, match="firstresult"):
+        call_each_sync(pm, "agent")
+
+
+async def test_a_firstresult_hook_returns_one_result_and_an_event_hook_every_one():
+    from core.plugins import call_hook, create_plugin_manager
+
+    class First:
+        @hookimpl(tryfirst=True)
+        def knowledge_search(self, query):
+            return ["first"]
+
+        @hookimpl
+        def agent_tools(self):
+            return ["tool-a"]
+
+    class Second:
+        @hookimpl
+        def knowledge_search(self, query):
+            return ["second"]
+
+        @hookimpl
+        def agent_tools(self):
+            raise RuntimeError("broken observer")
+
+        @hookimpl
+        def health_check(self):
+            return None
+
+    pm = create_plugin_manager([], {"first": First(), "second": Second()})
+    found = await call_hook(pm, "knowledge_search", gateway=None, query="q", limit=1)
+    assert found == ["first"]
+    # An event: every implementation, each behind its own error boundary.
+    tools = await call_hook(pm, "agent_tools", gateway=None, message=None)
+    assert tools == [("first", ["tool-a"])]
+    assert await call_hook(pm, "health_check", gateway=None) == []
