@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
-from core import ApiError, error_response
+from core import ApiError, EnecaError, api_error, error_response
 from plugins.http_api.service import CORS_HEADERS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -65,9 +65,14 @@ def cors_middleware(origins: Iterable[str], api_key_header: str) -> Middleware:
         request[CORS_HEADERS] = headers
         try:
             response = await handler(request)
-        except ApiError as exc:
-            exc.headers.update(headers)
-            raise
+        except EnecaError as exc:  # ApiError, or a domain error in its HTTP form
+            error = api_error(exc)
+            if error is None:
+                raise
+            error.headers.update(headers)
+            if error is exc:
+                raise
+            raise error from exc
         except web.HTTPException as exc:
             if exc.status < 400:
                 exc.headers.update(headers)

@@ -135,3 +135,20 @@ async def test_without_cors_origins_no_cors_headers(start_api):
     client = await start_api()
     resp = await client.get("/health", headers={"Origin": APP})
     assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+async def test_a_rate_limited_browser_request_still_carries_cors_headers(eneca_app):
+    client = await eneca_app(
+        ["http_api"],
+        agent=ScriptedAgent(),
+        settings={
+            "core": {"rate_limit_per_minute": 1},
+            "http_api": {"cors_origins": ["https://shop.example"]},
+        },
+    )
+    headers = {"Origin": "https://shop.example"}
+    assert (await client.post("/api/chat", json={"message": "a"}, headers=headers)).status == 200
+    limited = await client.post("/api/chat", json={"message": "b"}, headers=headers)
+    assert limited.status == 429
+    assert (await limited.json())["error"]["code"] == "rate_limited"
+    assert limited.headers["Access-Control-Allow-Origin"] == "https://shop.example"

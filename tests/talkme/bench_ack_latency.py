@@ -22,7 +22,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from core.durable.sqlite import percentile
+from core import percentile
 from tests.support.talkme_fake_api import FakeTalkMe
 from tests.support.talkme_helpers import webhook_body
 from tests.support.talkme_process import GatewayProcess
@@ -40,7 +40,7 @@ async def run(args: argparse.Namespace) -> None:
             core={"plugins": plugins, "log_level": "WARNING"},
             talkme={"typing_wait_s": 0.5},
         )
-        await gateway._start()
+        await gateway.start()
         latencies: list[float] = []
         slots = asyncio.Semaphore(args.concurrency)
         try:
@@ -68,7 +68,7 @@ async def run(args: argparse.Namespace) -> None:
                 await fake.wait_until(lambda: len(fake.sent_texts()) >= total, timeout=600)
                 delivered = time.perf_counter() - began
         finally:
-            await gateway._stop()
+            await gateway.stop()
             await fake.stop()
     ms = [value * 1000 for value in latencies]
     print(
