@@ -39,7 +39,7 @@ def settings_model() -> type[BaseSettings] | None:
     """Declare this plugin's settings class.
 
     Called while the configuration is loaded, before anything starts. Return a subclass of
-    :class:`core.config.settings.PluginSettings` (it names its ``section`` in the TOML file and its
+    ``core.PluginSettings`` (it names its ``section`` in the TOML file and its
     env prefix). The gateway validates every enabled plugin's settings at start-up, so a bad
     value stops ``serve`` and ``check`` with one line naming the key. Read the loaded
     instance later with ``gateway.settings_for(YourSettings)``.
@@ -53,7 +53,7 @@ def register_routes(gateway: Gateway) -> Sequence[web.AbstractRouteDef] | None:
     """Contribute HTTP routes to the one aiohttp application.
 
     Called once while the app is built. Return route definitions (``web.post(...)`` etc.);
-    annotate handlers with :func:`core.web.openapi.endpoint` to describe them in
+    annotate handlers with ``core.endpoint`` to describe them in
     ``/openapi.json``. A disabled plugin contributes nothing, so its routes answer 404.
 
     :return: a list of route definitions.
