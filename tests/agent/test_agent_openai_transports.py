@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from core.contract.events import Message
-from core.testing import gateway_of
+from core.testing import gateway_of, wait_until
 from tests.support.openai_server import FakeResponse, FakeToolCall
 
 FALLBACK = "Sorry, try again later."
@@ -108,6 +108,10 @@ async def test_the_connection_limit_queues_requests_beyond_it(agent_app, fake_op
     client = await agent_app(openai_http_client=transport, openai_max_connections=1)
     gateway = gateway_of(client)
     handles = [await gateway.publish(Message(f"c{i}", "test", "hi")) for i in range(3)]
+    # The first request can be slow to leave (the SDK is imported on first use, and a
+    # loaded machine adds more): wait for it, then give the others time to overtake it
+    # if the limit did not hold them back.
+    await wait_until(lambda: len(fake_openai.requests) >= 1, timeout=10.0)
     await asyncio.sleep(0.1)
     assert len(fake_openai.requests) == 1  # the others wait for the one connection
     replies = await asyncio.gather(*(h.reply() for h in handles))
