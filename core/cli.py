@@ -21,8 +21,9 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     serve = commands.add_parser("serve", help="run the gateway")
     serve.add_argument("--host", help="interface to listen on (HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (PORT)")
-    serve.add_argument("--config", dest="config_sub", help="TOML config file")
-    commands.add_parser("check", help="validate the configuration and plugins, then exit")
+    serve.add_argument("--config", help="TOML config file (before or after the command)")
+    check = commands.add_parser("check", help="validate the configuration and plugins, then exit")
+    check.add_argument("--config", help="TOML config file (before or after the command)")
     commands.add_parser("plugins", help="list discovered plugins and whether they are enabled")
     commands.add_parser("config", help="print every setting of the enabled plugins (Markdown)")
     return parser, commands
@@ -37,6 +38,30 @@ def _peek_parser() -> argparse.ArgumentParser:
     return peek
 
 
+#: Options accepted before or after the sub-command (``eneca-bot check --config x``).
+GLOBAL_OPTIONS = ("--config", "--host", "--port")
+
+
+def _without_global_options(argv: list[str]) -> list[str]:
+    """``argv`` without the global options the peek parser has already read, so the full
+    parser (whose sub-commands do not declare them) does not refuse them after a command."""
+    kept: list[str] = []
+    skip = False
+    for index, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if arg == "--":
+            return kept + argv[index:]
+        if arg in GLOBAL_OPTIONS:
+            skip = True
+            continue
+        if arg.startswith(tuple(f"{option}=" for option in GLOBAL_OPTIONS)):
+            continue
+        kept.append(arg)
+    return kept
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     core: dict[str, Any] = {}
     for key in ("host", "port"):
@@ -46,7 +71,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def _fail(message: str) -> int:
-    print(f"eneca-bot: error: {message}", file=sys.stderr)
+    for line in message.splitlines() or [""]:
+        print(f"eneca-bot: error: {line}", file=sys.stderr)
     return 1
 
 
@@ -56,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Plugins may add commands: peek at the config first (a lenient parser, since the
     # full one rejects a plugin's command before it is added), then add theirs.
     known, _ = _peek_parser().parse_known_args(argv)
-    config_file = getattr(known, "config_sub", None) or known.config
+    config_file = known.config
     from core.web.app import load_config
 
     if known.command == "plugins":  # needs only the core settings, not the plugins
@@ -71,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         call_each_sync(config.pm, "register_commands", subparsers=commands)
     except EnecaError as exc:
         return _fail(str(exc))
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_without_global_options(argv))
     if args.command in (None, "serve"):
         return _serve(config)
     if args.command == "config":
@@ -80,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(markdown(config.plugin_settings), end="")
         return 0
     if args.command == "check":
+        for note in config.notes:
+            print(f"note: {note}")
+        for warning in config.warnings:
+            print(f"warning: {warning}")
         names = ", ".join(name for name, _ in config.pm.list_name_plugin())
         print(f"configuration ok; plugins enabled: {names}")
         return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextvars
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
@@ -87,6 +87,12 @@ class PluginSettings(BaseSettings):
         if not isinstance(section, dict):
             section = {}
         return init_settings, env_settings, dotenv_settings, _TomlSection(settings_cls, section)
+
+    def review(self, core: CoreSettings) -> list[str]:
+        """Warnings about a valid but risky configuration (an open door: a webhook without a
+        secret...), printed by ``eneca-bot check`` and logged once at start-up. Raise
+        ``ValueError`` naming the settings to refuse the configuration outright."""
+        return []
 
 
 class CoreSettings(PluginSettings):
@@ -185,8 +191,14 @@ def env_name(settings_cls: type[BaseSettings], field_name: str) -> str:
     return f"{prefix}{field_name}".upper()
 
 
-def describe_validation_error(settings_cls: type[BaseSettings], exc: ValidationError) -> str:
-    """One line per problem: the env name of the key, what is wrong, what was given."""
+def describe_validation_error(
+    settings_cls: type[BaseSettings],
+    exc: ValidationError,
+    where: Callable[[str], str] | None = None,
+) -> str:
+    """One line per problem: where the key was set (``where``, else its env name), what is
+    wrong, what was given."""
+    where = where or (lambda field_name: env_name(settings_cls, field_name))
     lines = []
     for error in exc.errors():
         field_name = str(error["loc"][0]) if error["loc"] else "?"
@@ -194,7 +206,7 @@ def describe_validation_error(settings_cls: type[BaseSettings], exc: ValidationE
         shown = "" if isinstance(given, dict) else f" (got {given!r})"
         if any(word in field_name for word in ("key", "token", "secret", "password")):
             shown = ""
-        lines.append(f"{env_name(settings_cls, field_name)}: {error['msg']}{shown}")
+        lines.append(f"{where(field_name)}: {error['msg']}{shown}")
     return "; ".join(lines)
 
 
@@ -203,14 +215,30 @@ def build_settings(
     document: Mapping[str, Any],
     env_file: Path | None,
     overrides: Mapping[str, Any] | None = None,
+    config_file: Path | None = None,
 ) -> S:
-    """Instantiate ``settings_cls`` with the layered sources, or raise :class:`ConfigError`."""
+    """Instantiate ``settings_cls`` with the layered sources, or raise :class:`ConfigError`
+    naming where each bad value came from (``config_file`` and key, ``.env``, environment
+    variable or flag)."""
+    from core.config.sources import source_of
+
     token = _toml_document.set(document)
+    kwargs: dict[str, Any] = dict(overrides or {})
     try:
-        kwargs: dict[str, Any] = dict(overrides or {})
         return settings_cls(_env_file=env_file, **kwargs)  # type: ignore[call-arg]
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(settings_cls, exc)) from None
+
+        def where(field_name: str) -> str:
+            return source_of(
+                settings_cls,
+                field_name,
+                document=document,
+                config_file=config_file,
+                env_file=env_file,
+                overrides=kwargs,
+            )
+
+        raise ConfigError(describe_validation_error(settings_cls, exc, where)) from None
     finally:
         _toml_document.reset(token)
 

@@ -22,11 +22,18 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from core import __version__
-from core.config.settings import CoreSettings, build_settings, config_path, read_toml
+from core.config.settings import (
+    CoreSettings,
+    PluginSettings,
+    build_settings,
+    config_path,
+    read_toml,
+)
+from core.config.strict import check_document
 from core.contract.errors import ConfigError, PluginError
 from core.gateway import Gateway
 from core.logs import Redactor, add_file_sink
-from core.plugins import call_each_sync, create_plugin_manager
+from core.plugins import call_each_sync, create_plugin_manager, discover
 from core.web.http import APP_TAG, GATEWAY, request_context
 from core.web.metrics import METRICS, Metrics
 from core.web.routes import core_routes
@@ -41,6 +48,10 @@ class LoadedConfig:
     core: CoreSettings
     pm: pluggy.PluginManager
     plugin_settings: Mapping[type[BaseSettings], BaseSettings]
+    #: Remarks about the configuration that do not stop start-up (logged when serving).
+    notes: tuple[str, ...] = ()
+    #: Risks a plugin's settings see in the configuration (``PluginSettings.review``).
+    warnings: tuple[str, ...] = ()
 
 
 def load_config(
@@ -62,16 +73,32 @@ def load_config(
         raise ConfigError(f"config file {path} does not exist")
     document = read_toml(path)
     dotenv = Path(env_file) if env_file else None
-    core = build_settings(CoreSettings, document, dotenv, overrides.get("core"))
+    core = build_settings(CoreSettings, document, dotenv, overrides.get("core"), path)
     pm = create_plugin_manager(core.plugins, plugins)
+    models = {name: model for name, model in call_each_sync(pm, "settings_model")}
+    sections = {getattr(m, "section", "") or name: m for name, m in models.items()}
+    report = check_document(
+        document, path, {"core": CoreSettings, **sections}, [*discover(), *sections]
+    )
+    if report.errors:
+        raise ConfigError("\n".join(report.errors))
     plugin_settings: dict[type[BaseSettings], BaseSettings] = {CoreSettings: core}
-    for name, model in call_each_sync(pm, "settings_model"):
+    for name, model in models.items():
         section = getattr(model, "section", "") or name
         try:
-            plugin_settings[model] = build_settings(model, document, dotenv, overrides.get(section))
+            plugin_settings[model] = build_settings(
+                model, document, dotenv, overrides.get(section), path
+            )
         except ConfigError as exc:
             raise ConfigError(f"plugin {name!r}: {exc}") from None
-    return LoadedConfig(core, pm, plugin_settings)
+    warnings: list[str] = []
+    for model, settings in plugin_settings.items():
+        try:
+            warnings += settings.review(core) if isinstance(settings, PluginSettings) else []
+        except ValueError as exc:
+            section = getattr(model, "section", "") or model.__name__
+            raise ConfigError(f"[{section}]: {exc}") from None
+    return LoadedConfig(core, pm, plugin_settings, tuple(report.notes), tuple(warnings))
 
 
 def _secrets_of(settings: BaseSettings) -> list[str]:
@@ -162,6 +189,10 @@ def create_app(
             redactor,
             tag,
         )
+        for note in config.notes:
+            logger.info("configuration: {}", note)
+        for warning in config.warnings:
+            logger.warning("{}", warning)
         yield
         if sink is not None:
             logger.remove(sink)

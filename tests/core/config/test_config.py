@@ -76,7 +76,9 @@ def test_seed_environment_names_work(tmp_path, monkeypatch, clean_env):
 
 def test_an_invalid_value_names_the_key(tmp_path, clean_env, monkeypatch):
     monkeypatch.setenv("PORT", "eighty")
-    with pytest.raises(ConfigError, match=r"^PORT: .*valid integer.*'eighty'"):
+    with pytest.raises(
+        ConfigError, match=r"^PORT \(environment variable\): .*valid integer.*'eighty'"
+    ):
         load_config(_write(tmp_path / "s.toml", ""), env_file=None)
 
 
