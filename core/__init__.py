@@ -55,6 +55,7 @@ _EXPORTS: dict[str, str] = {
     "RateLimited": "core.contract.errors",
     # settings
     "PluginSettings": "core.config.settings",
+    "CoreSettings": "core.config.settings",
     "CommaList": "core.config.settings",
     "split_commas": "core.config.settings",
     # helpers for channels (the web room)
@@ -97,6 +98,7 @@ __all__ = [
     "ConfigError",
     "ConversationInfo",
     "ConversationStore",
+    "CoreSettings",
     "DeliveryProgress",
     "DeliveryResult",
     "EnecaError",
@@ -152,7 +154,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and editors; nothing is imported at run time
-    from core.config.settings import CommaList, PluginSettings, split_commas
+    from core.config.settings import CommaList, CoreSettings, PluginSettings, split_commas
     from core.contract.agent import Agent, AgentRequest, ChunkSink, Tool, ToolResult
     from core.contract.delivery import DeliveryProgress, DeliveryResult
     from core.contract.errors import (

@@ -16,7 +16,7 @@ from plugins.http_api.debug import DebugRoutes
 from plugins.http_api.examples import DEFAULT_EXAMPLES_DIR, ExampleRoutes
 from plugins.http_api.n8n import N8nChatRoutes
 from plugins.http_api.service import ChatService
-from plugins.http_api.settings import HttpApiSettings
+from plugins.http_api.settings import HttpApiSettings, is_loopback
 from plugins.http_api.threads import ThreadRoutes
 
 
@@ -60,7 +60,8 @@ class HttpApiPlugin:
     @hookimpl
     async def lifespan(self, gateway: Gateway) -> AsyncIterator[None]:
         service = self._service_for(gateway)
-        if not gateway.settings.api_key_values():
+        # Off loopback the settings' review has warned already (open to the network).
+        if not gateway.settings.api_key_values() and is_loopback(gateway.settings.host):
             logger.warning(
                 "API_KEYS is not set: /api/* is open to anyone who can reach this server"
             )

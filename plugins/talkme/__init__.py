@@ -77,11 +77,6 @@ class TalkMePlugin:
     @hookimpl
     async def lifespan(self, gateway: Gateway) -> AsyncIterator[None]:
         settings = self._settings = gateway.settings_for(TalkMeSettings)
-        if settings.webhook_secret is None:
-            logger.warning(
-                "TALKME_WEBHOOK_SECRET is not set: anyone who knows the URL can post to "
-                "/webhook/talkme; set it and use /webhook/talkme/<secret>"
-            )
         if settings.test_mode:
             logger.warning("TALKME_TEST_MODE is on: nothing will be sent to TalkMe")
         self._session = aiohttp.ClientSession(

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from core import PluginSettings
+from core import CoreSettings, PluginSettings
 
 DEFAULT_API_URL = "https://lcab.talk-me.ru/json/v1.0"
 
@@ -22,6 +22,9 @@ class TalkMeSettings(PluginSettings):
     api_url: str = DEFAULT_API_URL
     #: When set, the webhook only accepts requests carrying it (path or ``?secret=``).
     webhook_secret: SecretStr | None = None
+    #: Refuse to start without ``webhook_secret``: without one, anyone who learns the
+    #: webhook URL can make the gateway call the model (and spend the bill) as any visitor.
+    require_secret: bool = False
     #: Send nothing to TalkMe: log and count every call that would have been made.
     test_mode: bool = False
     #: Longer replies are split into several TalkMe messages of at most this many characters.
@@ -37,6 +40,20 @@ class TalkMeSettings(PluginSettings):
     debounce_ms: int = Field(0, ge=0, le=60_000)
     #: Timeout of one call to the TalkMe API.
     request_timeout_s: float = Field(10.0, gt=0, le=300)
+
+    def review(self, core: CoreSettings) -> list[str]:
+        if self.webhook_secret is not None:
+            return []
+        if self.require_secret:
+            raise ValueError(
+                "TALKME_REQUIRE_SECRET is on but TALKME_WEBHOOK_SECRET is not set: "
+                "the TalkMe channel will not start without a webhook secret"
+            )
+        return [
+            "TALKME_WEBHOOK_SECRET is not set: anyone who learns the webhook URL can post "
+            "to /webhook/talkme as any visitor and make the gateway call the model; set it "
+            "and give TalkMe /webhook/talkme/<secret> (TALKME_REQUIRE_SECRET=true enforces it)"
+        ]
 
     @field_validator("api_url")
     @classmethod
