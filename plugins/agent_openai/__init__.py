@@ -115,4 +115,6 @@ class OpenAIAgentPlugin:
             detail.update(knowledge_documents=documents, knowledge_chunks=chunks)
         else:
             detail.update(knowledge_documents=0, knowledge_chunks=0)
-        return Check("agent_openai", True, detail)
+        degraded = self._agent is not None and self._agent.degraded
+        detail["state"] = "degraded" if degraded else "ok"
+        return Check("agent_openai", not degraded, detail)

@@ -16,6 +16,7 @@ from typing import Any
 from loguru import logger
 
 from core import AgentRequest, ChunkSink, Message, Reply, ReplyError, Tool
+from plugins.agent_openai.diagnosis import describe_failure
 from plugins.agent_openai.fallback import (
     EmptyReplyError,
     StreamCutError,
@@ -68,6 +69,8 @@ class OpenAIAgent:
         self.requests = 0
         self.failures = 0
         self.last_error: dict[str, Any] | None = None
+        #: Model failures since the last success: ``/health`` says degraded past a limit.
+        self.consecutive_failures = 0
         #: Ask for usage in streams until the server says it does not know the option.
         self._stream_usage = True
 
@@ -79,21 +82,29 @@ class OpenAIAgent:
         if self.model is None:
             return await self._knowledge_only(request.message, sink)
         try:
-            return await self._converse(request, sink)
+            reply = await self._converse(request, sink)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             error = classify(exc)
             self.failures += 1
+            self.consecutive_failures += 1
             self.last_error = {"code": error.code, "at": time.time()}
             logger.warning(
-                "model failed for conversation {} ({}): {}: {}",
+                "model failed for conversation {} ({}): {}",
                 request.message.conversation_id,
                 error.code,
-                type(exc).__name__,
-                exc,
+                describe_failure(exc, self.model.base_url),
             )
             return await self._fallback(request.message, sink, error)
+        self.consecutive_failures = 0
+        return reply
+
+    @property
+    def degraded(self) -> bool:
+        """``AGENT_DEGRADED_AFTER`` model failures in a row (and no success since)."""
+        limit = self.settings.agent_degraded_after
+        return limit > 0 and self.consecutive_failures >= limit
 
     def status(self) -> Mapping[str, Any]:
         return {
@@ -103,6 +114,7 @@ class OpenAIAgent:
             "knowledge_mode": self.settings.knowledge_mode,
             "requests": self.requests,
             "failures": self.failures,
+            "consecutive_failures": self.consecutive_failures,
             "last_error": self.last_error,
         }
 

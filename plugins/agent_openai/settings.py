@@ -25,7 +25,10 @@ class OpenAIAgentSettings(PluginSettings):
     #: An OpenAI-compatible server (Ollama, vLLM, llama.cpp, LM Studio), e.g.
     #: ``http://localhost:11434/v1``. Empty: OpenAI itself.
     openai_base_url: str | None = None
+    #: Model name sent with each request (``gpt-4o-mini``, or the name a compatible server
+    #: knows, e.g. ``llama3.1``).
     openai_model: str = "gpt-4o-mini"
+    #: Sampling temperature, 0 (focused) to 2 (varied); empty: the server's default.
     openai_temperature: float | None = Field(None, ge=0, le=2)
     #: Seconds without a byte from the server before a request is abandoned (then retried).
     openai_timeout_s: float = Field(30.0, gt=0)
@@ -37,9 +40,15 @@ class OpenAIAgentSettings(PluginSettings):
     openai_http_client: Literal["aiohttp", "httpx"] = "aiohttp"
     #: Most connections open to the model server at once (requests beyond wait for one).
     openai_max_connections: int = Field(1000, ge=1)
+    #: Model failures in a row after which ``/health`` reports the agent degraded (503,
+    #: with the last error code), until the next success; 0 never does. Health never calls
+    #: the model itself.
+    agent_degraded_after: int = Field(3, ge=0)
+    #: Most tokens the model may write in one reply; empty: the server's default.
     openai_max_tokens: int | None = Field(None, ge=1)
     #: The system prompt; empty: read from ``system_prompt_file``.
     system_prompt: str | None = None
+    #: File the system prompt is read from when ``system_prompt`` is empty (Markdown or text).
     system_prompt_file: Path = Path("config/system_prompt.md")
     #: Folder of ``.md`` / ``.txt`` documents indexed for search.
     knowledge_dir: Path = Path("knowledge")
