@@ -2,6 +2,10 @@
 
 One reply at a time per conversation (so a visitor gets replies in order), conversations
 in parallel; transient failures are retried with exponential backoff and jitter.
+
+A reply of a channel no enabled plugin delivers (every ``deliver_reply`` returned ``None``)
+is *held*: not retried, not failed, its attempts untouched, until a start with that
+channel's plugin enabled sends it.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ class Outbox:
         #: Outbox rows sent but not yet recorded as delivered (storage failing), by seq.
         self._unrecorded: dict[int, int] = {}
         self._runner: asyncio.Task[None] | None = None
+        #: Conversations whose next reply is held, by channel (no plugin delivers it).
+        self._held: dict[str, set[str]] = {}
         self.sent = 0
         self.retries = 0
         self.failures = 0
@@ -63,6 +69,26 @@ class Outbox:
     @property
     def in_progress(self) -> int:
         return len(self._busy)
+
+    @property
+    def held_channels(self) -> list[str]:
+        """Channels whose replies are held because no enabled plugin delivers them."""
+        return sorted(self._held)
+
+    def _held_conversations(self) -> set[str]:
+        return set().union(*self._held.values()) if self._held else set()
+
+    async def _hold(self, item: PendingDelivery) -> None:
+        channel = item.reply.channel
+        first = channel not in self._held
+        self._held.setdefault(channel, set()).add(item.reply.conversation_id)
+        if first:
+            pending = (await self._queue.stats(channel))["pending_deliveries"]
+            logger.warning(
+                "outbox: holding {} undelivered {} repl{}: no enabled plugin delivers channel "
+                "{!r}; they are sent when its plugin is enabled again",
+                pending, channel, "y" if pending == 1 else "ies", channel,
+            )  # fmt: skip
 
     async def stop(self, grace_s: float) -> None:
         if self._runner is not None:
@@ -86,8 +112,13 @@ class Outbox:
             try:
                 # A snapshot: an attempt that ends while schedule() reads would otherwise free
                 # its conversation and the stale row would be sent a second time.
-                due, next_at = await self._queue.schedule(time.time(), set(self._busy))
+                due, next_at = await self._queue.schedule(
+                    time.time(), self._busy | self._held_conversations()
+                )
                 for item in due:
+                    if item.reply.channel in self._held:
+                        await self._hold(item)
+                        continue
                     self._busy.add(item.reply.conversation_id)
                     task = asyncio.create_task(self._attempt(item))
                     self._tasks.add(task)
@@ -142,8 +173,9 @@ class Outbox:
                 reply.conversation_id,
             )
             result = DeliveryResult.retry(f"{type(exc).__name__}: {exc}")
-        if result is None:
-            result = DeliveryResult.retry(f"no plugin delivers channel {reply.channel!r}")
+        if result is None:  # no enabled plugin delivers this channel: hold, spend nothing
+            await self._hold(item)
+            return
         final = result.outcome == "retry" and attempts >= self._max_attempts
         self._observe(reply.channel, "failed" if final else result.outcome)
         if result.outcome == "delivered":
