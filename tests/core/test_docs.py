@@ -3,8 +3,11 @@
 import re
 from pathlib import Path
 
+import pytest
+
 from core.config.reference import markdown
 from core.config.settings import DEFAULT_PLUGINS
+from core.contract.errors import ConfigError
 from core.web.app import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +38,31 @@ def test_the_readme_quick_start_has_exactly_two_commands():
     ]
 
 
-def test_the_example_config_file_is_valid(tmp_path):
-    config = load_config(ROOT / "config" / "settings.example.toml", env_file=None)
+def test_the_example_config_file_is_valid_and_insists_on_a_webhook_secret(monkeypatch):
+    example = ROOT / "config" / "settings.example.toml"
+    monkeypatch.delenv("TALKME_WEBHOOK_SECRET", raising=False)
+    with pytest.raises(ConfigError, match="TALKME_WEBHOOK_SECRET is not set"):
+        load_config(example, env_file=None)
+    monkeypatch.setenv("TALKME_WEBHOOK_SECRET", "a-long-random-string")
+    config = load_config(example, env_file=None)
     assert config.core.port == 8000
     assert sorted(config.core.plugins) == sorted(DEFAULT_PLUGINS)
+    assert config.warnings == ()  # no open door left in the production example
+
+
+def test_every_setting_of_the_core_and_of_every_installed_plugin_has_a_description(tmp_path):
+    from core.config.reference import keys
+    from core.plugins import discover
+
+    empty = tmp_path / "empty.toml"
+    empty.touch()
+    installed = sorted(discover())
+    overrides = {"core": {"plugins": installed}, "telegram": {"bot_token": "1:T"}}
+    config = load_config(empty, env_file=None, overrides=overrides)
+    assert len(config.plugin_settings) > len(DEFAULT_PLUGINS)  # the core and each plugin
+    undocumented = [
+        f"{key.env} ([{key.section}] {key.name})"
+        for key in keys(config.plugin_settings)
+        if not key.doc.strip()
+    ]
+    assert undocumented == [], f"settings without a `#:` description: {undocumented}"
