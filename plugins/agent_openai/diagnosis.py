@@ -16,6 +16,7 @@ import aiohttp
 REFUSED = "connection refused"
 DNS = "DNS lookup failed"
 TIMEOUT = "timed out"
+DROPPED = "connection dropped"
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -48,8 +49,15 @@ def _is_timeout(exc: BaseException) -> bool:
     return name.endswith("Timeout") or name.endswith("TimeoutError")
 
 
+def _is_dropped(exc: BaseException) -> bool:
+    if isinstance(exc, ConnectionResetError | BrokenPipeError | aiohttp.ServerDisconnectedError):
+        return True
+    return type(exc).__name__ == "RemoteProtocolError"  # httpx/httpcore: server hung up
+
+
 def failure_kind(exc: BaseException) -> str | None:
-    """``connection refused``, ``DNS lookup failed``, ``timed out`` or ``None`` (other)."""
+    """``connection refused``, ``DNS lookup failed``, ``timed out``, ``connection
+    dropped`` or ``None`` (something else)."""
     chain = list(_chain(exc))
     for each in chain:
         if isinstance(each, ConnectionRefusedError) or (
@@ -60,6 +68,8 @@ def failure_kind(exc: BaseException) -> str | None:
         return DNS
     if any(_is_timeout(each) for each in chain):
         return TIMEOUT
+    if any(_is_dropped(each) for each in chain):
+        return DROPPED
     return None
 
 
@@ -72,4 +82,6 @@ def describe_failure(exc: BaseException, where: str) -> str:
         return f"DNS lookup failed for {where}"
     if kind == TIMEOUT:
         return f"{where} timed out"
+    if kind == DROPPED:
+        return f"{where} dropped the connection before answering"
     return f"{type(exc).__name__}: {exc}"

@@ -11,7 +11,7 @@ import pytest
 from loguru import logger
 
 from core.testing import ask, gateway_of
-from plugins.agent_openai.diagnosis import DNS, REFUSED, TIMEOUT, failure_kind
+from plugins.agent_openai.diagnosis import DNS, DROPPED, REFUSED, TIMEOUT, failure_kind
 from tests.fakes.openai_server import FakeResponse
 
 
@@ -100,7 +100,7 @@ async def test_zero_never_reports_degraded(agent_app, fake_openai):
     assert status == 200 and agent["consecutive_failures"] == 4
 
 
-def test_a_dns_failure_is_named_as_such():
+def test_a_dns_failure_and_a_dropped_connection_are_named_as_such():
     try:
         try:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
@@ -110,4 +110,5 @@ def test_a_dns_failure_is_named_as_such():
         assert failure_kind(wrapped) == DNS
     assert failure_kind(ConnectionRefusedError(111, "refused")) == REFUSED
     assert failure_kind(TimeoutError()) == TIMEOUT
+    assert failure_kind(ConnectionResetError(104, "reset by peer")) == DROPPED
     assert failure_kind(ValueError("other")) is None
