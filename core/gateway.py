@@ -174,11 +174,7 @@ class Gateway:
         checks.append(Check("store", store_ok, {"backend": type(self.store).__name__}))
         await self._storage.probe(Path(self.settings.data_dir))  # room again after a failure?
         checks.append(self._storage.check())
-        if self._outbox.held_channels:  # replies waiting for a channel plugin to be enabled
-            held = {
-                channel: (await self._durable.stats(channel))["pending_deliveries"]
-                for channel in self._outbox.held_channels
-            }
+        if held := await self._outbox.held():  # replies waiting for their channel's plugin
             checks.append(Check("outbox", True, {"held": held}))
         for plugin, result in await self._hook("health_check"):
             for check in result if isinstance(result, list | tuple) else [result]:

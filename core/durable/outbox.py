@@ -75,6 +75,13 @@ class Outbox:
         """Channels whose replies are held because no enabled plugin delivers them."""
         return sorted(self._held)
 
+    async def held(self) -> dict[str, int]:
+        """Replies waiting for their channel's plugin to be enabled, by channel."""
+        return {
+            channel: (await self._queue.stats(channel))["pending_deliveries"]
+            for channel in self.held_channels
+        }
+
     def _held_conversations(self) -> set[str]:
         return set().union(*self._held.values()) if self._held else set()
 

@@ -12,7 +12,7 @@ from loguru import logger
 
 from core.testing import ask, gateway_of
 from plugins.agent_openai.diagnosis import DNS, DROPPED, REFUSED, TIMEOUT, failure_kind
-from tests.fakes.openai_server import FakeResponse
+from tests.support.openai_server import FakeResponse
 
 
 @contextmanager

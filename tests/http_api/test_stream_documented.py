@@ -8,8 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from core.agent import AgentRequest, ChunkSink
-from core.events import Reply
+from core import AgentRequest, ChunkSink, Reply
 from core.testing import ScriptedAgent
 from tests.http_api.test_stream import stream_events
 

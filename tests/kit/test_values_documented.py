@@ -14,12 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from core.agent import AgentRequest, Tool, ToolResult
-from core.delivery import DeliveryResult
-from core.events import Chunk, Message, Reply, ReplyError, SessionCleared
-from core.health import Check
-from core.knowledge import Passage
-from core.store import Turn
+from core import (
+    AgentRequest,
+    Check,
+    Chunk,
+    DeliveryResult,
+    Message,
+    Passage,
+    Reply,
+    ReplyError,
+    SessionCleared,
+    Tool,
+    ToolResult,
+    Turn,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "values.md"
 VALUES = {

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.settings import CoreSettings
+from core.config.settings import CoreSettings
 from core.testing import ScriptedAgent
 
 ENECA = str(Path(sys.executable).with_name("eneca-bot"))

@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from core.config_reference import keys
+from core.config.reference import keys
 from core.testing import ScriptedAgent
 from plugins.talkme.settings import TalkMeSettings
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core.web.app import load_config
-from core.contract.errors import ConfigError
 from core.config.settings import CoreSettings
+from core.contract.errors import ConfigError
+from core.web.app import load_config
 
 ENECA = str(Path(sys.executable).with_name("eneca-bot"))
 DEFAULTS = "http_api,talkme,memory_sqlite,agent_openai"
