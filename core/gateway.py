@@ -8,6 +8,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,6 +16,7 @@ import pluggy
 from loguru import logger
 from pydantic_settings import BaseSettings
 
+from core import tracing
 from core.config.settings import CoreSettings
 from core.contract.agent import Agent
 from core.contract.events import Message, SessionCleared
@@ -32,6 +34,7 @@ from core.engine.pipeline import ObserveReply, Pipeline
 from core.engine.ratelimit import RateLimiter
 from core.logs import Redactor
 from core.plugins import call_hook
+from core.tracing import Attributes, Span, SpanKind
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -161,6 +164,18 @@ class Gateway:
         self._redactor.add(*values)
 
     # -- figures -------------------------------------------------------------------------
+
+    def span(
+        self,
+        name: str,
+        *,
+        kind: SpanKind = "internal",
+        parent: str | None = None,
+        attributes: Attributes | None = None,
+    ) -> AbstractContextManager[Span]:
+        """A tracing span around a ``with`` block, child of the current one (docs/tracing.md);
+        free when tracing is off."""
+        return tracing.span(name, kind=kind, parent=parent, attributes=attributes)
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """Every component's check (bus, store, storage, each plugin's ``health_check``):

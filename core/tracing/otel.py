@@ -1,0 +1,305 @@
+"""Tracing switched on: the OpenTelemetry SDK, a batch processor and the OTLP/HTTP exporter.
+
+Imported by :func:`core.tracing.configure` only when an OTLP endpoint is set. The SDK
+reads its standard variables itself (endpoint, headers, timeout, ``OTEL_TRACES_SAMPLER``,
+``OTEL_BSP_*``, ``OTEL_RESOURCE_ATTRIBUTES``...). Spans are exported from the batch
+processor's thread, so a request never waits for the receiver; when the receiver is down
+the batch is dropped and one warning a minute says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+from urllib.parse import unquote
+
+from loguru import logger
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
+
+from core.errors import ConfigError
+from core.tracing import (
+    DEFAULT_SERVICE_NAME,
+    ENDPOINT_VARIABLES,
+    RECORD_CONTENT_VARIABLE,
+    Attributes,
+    AttributeValue,
+    SpanKind,
+    Tracing,
+    parse_traceparent,
+)
+from core.tracing.complaints import Complaints, ToComplaints
+
+_KINDS: dict[str, trace.SpanKind] = {
+    "internal": trace.SpanKind.INTERNAL,
+    "server": trace.SpanKind.SERVER,
+    "client": trace.SpanKind.CLIENT,
+    "producer": trace.SpanKind.PRODUCER,
+    "consumer": trace.SpanKind.CONSUMER,
+}
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off", "")
+
+
+def _header(span_context: SpanContext) -> str:
+    return (
+        f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}"
+        f"-{int(span_context.trace_flags) & 1:02x}"
+    )
+
+
+class _Scope:
+    """One span around a ``with`` block: current inside it, ended when it is left."""
+
+    __slots__ = ("_attributes", "_kind", "_mask", "_name", "_parent", "_span", "_token", "_tracer")
+
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        name: str,
+        kind: trace.SpanKind,
+        parent: otel_context.Context | None,
+        attributes: Attributes | None,
+        mask: Callable[[str], str],
+    ) -> None:
+        self._tracer = tracer
+        self._name = name
+        self._kind = kind
+        self._parent = parent
+        self._attributes = attributes
+        self._mask = mask
+        self._span: Any = None
+        self._token: object = None
+
+    @property
+    def recording(self) -> bool:
+        return self._span is not None and self._span.is_recording()
+
+    def __enter__(self) -> _Scope:
+        self._span = self._tracer.start_span(
+            self._name, context=self._parent, kind=self._kind, attributes=self._attributes
+        )
+        self._token = otel_context.attach(trace.set_span_in_context(self._span, self._parent))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        span = self._span
+        if exc is not None and span.is_recording():
+            if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+                span.set_attribute("eneca.cancelled", True)
+            else:
+                kind = type(exc)
+                span.add_event(
+                    "exception",
+                    {
+                        "exception.type": f"{kind.__module__}.{kind.__qualname__}",
+                        "exception.message": self._mask(str(exc))[:500],
+                    },
+                )
+                span.set_status(Status(StatusCode.ERROR, kind.__name__))
+        try:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+        except Exception:  # left in another context (an abandoned generator): harmless
+            pass
+        span.end()
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        self._span.set_attribute(key, value)
+
+    def set_attributes(self, attributes: Attributes) -> None:
+        self._span.set_attributes(attributes)
+
+    def add_event(self, name: str, attributes: Attributes | None = None) -> None:
+        self._span.add_event(name, attributes)
+
+    def set_error(self, description: str) -> None:
+        self._span.set_status(Status(StatusCode.ERROR, description))
+
+    @property
+    def traceparent(self) -> str | None:
+        if self._span is None:
+            return None
+        return _header(self._span.get_span_context())
+
+
+class _ReportingExporter(SpanExporter):
+    """The OTLP exporter, whose failures become :class:`Complaints` (one a minute)."""
+
+    def __init__(self, inner: SpanExporter, endpoint: str, complain: Complaints) -> None:
+        self._inner = inner
+        self._endpoint = endpoint
+        self._complain = complain
+        self.failed_batches = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self._inner.export(spans)
+        except Exception as exc:
+            result = SpanExportResult.FAILURE
+            why = f"{type(exc).__name__}: {exc}"
+        else:
+            why = "unreachable, or it refused them"
+        if result is not SpanExportResult.SUCCESS:
+            self.failed_batches += 1
+            self._complain(
+                f"could not export {len(spans)} span(s) to {self._endpoint} ({why}); "
+                "they are dropped, answers are not affected"
+            )
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+def _resource(version: str) -> Resource:
+    """``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_SERVICE_NAME`` (the SDK reads them), with
+    ``service.name`` defaulting to eneca-bot and ``service.version`` to ours."""
+    detected = Resource.create()
+    attributes: dict[str, Any] = dict(detected.attributes)
+    if str(attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        attributes[SERVICE_NAME] = DEFAULT_SERVICE_NAME
+    attributes.setdefault(SERVICE_VERSION, version)
+    return Resource(attributes, detected.schema_url)
+
+
+def _header_secrets(environ: Mapping[str, str]) -> list[str]:
+    """Values of the exporter's headers (``Authorization=Basic ...``): secrets to mask."""
+    found: list[str] = []
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"):
+        for pair in environ.get(name, "").split(","):
+            _, _, value = pair.partition("=")
+            value = unquote(value).strip()
+            if value:
+                found += [value, *value.split()[1:]]  # "Basic abc": the token alone too
+    return found
+
+
+class OtelTracing(Tracing):
+    """Tracing on: spans from one SDK ``TracerProvider`` of this process."""
+
+    enabled = True
+
+    def __init__(
+        self,
+        provider: TracerProvider,
+        exporter: _ReportingExporter,
+        *,
+        record_content: bool,
+        mask: Callable[[str], str],
+        complaints: Complaints,
+    ) -> None:
+        self.provider = provider
+        self.exporter = exporter
+        self.record_content = record_content
+        self.complaints = complaints
+        self._mask = mask
+        self._tracer = provider.get_tracer("eneca-bot")
+        self._log_bridge = ToComplaints(complaints, mask)
+        sdk_logger = logging.getLogger("opentelemetry")
+        self._sdk_propagate = sdk_logger.propagate
+        sdk_logger.addHandler(self._log_bridge)
+        sdk_logger.propagate = False
+
+    @classmethod
+    def from_environ(
+        cls,
+        environ: Mapping[str, str],
+        *,
+        version: str,
+        mask: Callable[[str], str] | None = None,
+        add_secret: Callable[..., None] | None = None,
+    ) -> OtelTracing:
+        record = environ.get(RECORD_CONTENT_VARIABLE, "").strip().lower()
+        if record not in _TRUE + _FALSE:
+            raise ConfigError(f"{RECORD_CONTENT_VARIABLE}: expected true or false, got {record!r}")
+        if add_secret is not None:
+            add_secret(*_header_secrets(environ))
+        endpoint = next(
+            environ[n].strip() for n in ENDPOINT_VARIABLES if environ.get(n, "").strip()
+        )
+        complaints = Complaints()
+        inner = OTLPSpanExporter()
+        # The exporter appends /v1/traces to the generic endpoint itself.
+        shown = str(getattr(inner, "_endpoint", endpoint))
+        exporter = _ReportingExporter(inner, shown, complaints)
+        provider = TracerProvider(resource=_resource(version))
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        tracing = cls(
+            provider,
+            exporter,
+            record_content=record in _TRUE,
+            mask=mask or (lambda text: text),
+            complaints=complaints,
+        )
+        logger.info(
+            "tracing: exporting spans to {} as service {} (sampler {}){}",
+            shown,
+            provider.resource.attributes.get(SERVICE_NAME),
+            provider.sampler.get_description(),
+            "; message content is recorded" if tracing.record_content else "",
+        )
+        return tracing
+
+    def span(
+        self,
+        name: str,
+        *,
+        kind: SpanKind = "internal",
+        parent: str | None = None,
+        attributes: Attributes | None = None,
+    ) -> _Scope:
+        parent_context = None
+        if parent is not None:
+            stored = parse_traceparent(parent)
+            if stored is not None:
+                remote = SpanContext(
+                    stored.trace_id,
+                    stored.span_id,
+                    is_remote=True,
+                    trace_flags=TraceFlags(TraceFlags.SAMPLED if stored.sampled else 0),
+                )
+                parent_context = trace.set_span_in_context(
+                    NonRecordingSpan(remote), otel_context.Context()
+                )
+        return _Scope(self._tracer, name, _KINDS[kind], parent_context, attributes, self._mask)
+
+    def traceparent(self) -> str | None:
+        span_context = trace.get_current_span().get_span_context()
+        return _header(span_context) if span_context.is_valid else None
+
+    def log_ids(self) -> tuple[str, str] | None:
+        span_context = trace.get_current_span().get_span_context()
+        if not span_context.is_valid:
+            return None
+        return f"{span_context.trace_id:032x}", f"{span_context.span_id:016x}"
+
+    def content(self, text: str) -> str | None:
+        return self._mask(text) if self.record_content else None
+
+    def force_flush(self, timeout_s: float = 5.0) -> bool:
+        return self.provider.force_flush(int(timeout_s * 1000))
+
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        try:
+            self.provider.force_flush(int(timeout_s * 1000))
+            self.provider.shutdown()
+        finally:
+            sdk_logger = logging.getLogger("opentelemetry")
+            sdk_logger.removeHandler(self._log_bridge)
+            sdk_logger.propagate = self._sdk_propagate
