@@ -123,7 +123,7 @@ def _serve(config: Any) -> int:
     except ImportError:
         uvloop = None
     from core import tracing
-    from core.tracing import web as tracing_web
+    from core.web import tracing as tracing_web
 
     try:
         app = create_app(config)

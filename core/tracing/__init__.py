@@ -193,7 +193,7 @@ def configure(
     off (importing nothing). ``mask`` masks secrets in recorded content; ``add_secret``
     registers the exporter's headers (an API key...) so logs never show them.
 
-    Raises :class:`~core.errors.ConfigError` when an endpoint is set but the ``otel``
+    Raises :class:`~core.contract.errors.ConfigError` when an endpoint is set but the ``otel``
     extra is not installed, or a variable is invalid.
     """
     global _active
@@ -204,7 +204,7 @@ def configure(
     try:
         from core.tracing.otel import OtelTracing
     except ImportError as exc:
-        from core.errors import ConfigError
+        from core.contract.errors import ConfigError
 
         raise ConfigError(
             f"tracing is configured ({' or '.join(ENDPOINT_VARIABLES)}) but OpenTelemetry is "

@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
-from core.errors import ConfigError
+from core.contract.errors import ConfigError
 from core.tracing import (
     DEFAULT_SERVICE_NAME,
     ENDPOINT_VARIABLES,

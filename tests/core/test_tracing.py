@@ -17,7 +17,7 @@ import pytest
 from loguru import logger
 
 from core import tracing
-from core.errors import ConfigError
+from core.contract.errors import ConfigError
 from core.logs import Redactor, setup_logging
 from core.tracing import genai
 from core.tracing.complaints import Complaints
@@ -119,7 +119,8 @@ def test_switched_off_no_opentelemetry_module_is_imported(env: dict[str, str]) -
         from loguru import logger
         from core import tracing
         from core.logs import Redactor
-        from core.tracing import genai, web as tracing_web
+        from core.tracing import genai
+        from core.web import tracing as tracing_web
         tracing.configure(version="1", mask=Redactor())
         app = web.Application()
         tracing_web.install(app)
@@ -372,7 +373,7 @@ def test_tracing_problems_are_logged_once_a_minute() -> None:
 async def test_a_receiver_that_is_down_costs_one_warning(
     monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.faults.serve_process import free_port
+    from tests.support.serve_process import free_port
 
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")

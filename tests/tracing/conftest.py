@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.fakes.openai_server import FakeOpenAI
-from tests.faults.clients import echo
-from tests.faults.serve_process import ServeProcess
+from tests.support.clients import echo
+from tests.support.openai_server import FakeOpenAI
 from tests.support.otlp_receiver import otlp_receiver  # noqa: F401
-from tests.talkme.talkme_fake_api import FakeTalkMe
+from tests.support.serve_process import ServeProcess
+from tests.support.talkme_fake_api import FakeTalkMe
 
 
 @pytest.fixture

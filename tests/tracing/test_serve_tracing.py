@@ -16,10 +16,10 @@ from typing import Any
 
 import aiohttp
 
-from tests.fakes.openai_server import FakeOpenAI
-from tests.faults.clients import HEADERS, eventually
-from tests.faults.serve_process import ServeProcess, base_env, free_port
+from tests.support.clients import HEADERS, eventually
+from tests.support.openai_server import FakeOpenAI
 from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.serve_process import ServeProcess, base_env, free_port
 
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
