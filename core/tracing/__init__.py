@@ -37,6 +37,7 @@ __all__ = [
     "configure",
     "hashed",
     "parse_traceparent",
+    "resume",
     "shutdown",
     "span",
     "traceparent",
@@ -128,6 +129,11 @@ class Tracing:
         later (an inbox or outbox row); ``None`` when off or outside any span."""
         return None
 
+    def resume(self, traceparent: str | None) -> AbstractContextManager[object]:
+        """Make a stored ``traceparent`` current, without a span of its own: spans started
+        inside (or in tasks created inside) continue that trace."""
+        return NOOP_SPAN
+
     def log_ids(self) -> tuple[str, str] | None:
         """``(trace_id, span_id)`` of the current span, in hex, for log lines."""
         return None
@@ -170,6 +176,11 @@ def span(
 def traceparent() -> str | None:
     """The current span as a ``traceparent`` value (``None`` when tracing is off)."""
     return _active.traceparent()
+
+
+def resume(traceparent: str | None) -> AbstractContextManager[object]:
+    """Continue a stored trace (see :meth:`Tracing.resume`); free when tracing is off."""
+    return _active.resume(traceparent)
 
 
 def endpoint_configured(environ: Mapping[str, str]) -> bool:

@@ -29,13 +29,13 @@ from core.tracing import NOOP_SPAN, Span, hashed
 OPENAI = "openai"
 
 
-class _NoopModelCall:
+class NoopModelCall:
     """A model call when tracing is off: nothing is measured."""
 
     __slots__ = ()
     span: Span = NOOP_SPAN
 
-    def __enter__(self) -> _NoopModelCall:
+    def __enter__(self) -> NoopModelCall:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -62,7 +62,7 @@ class _NoopModelCall:
         return None
 
 
-NOOP_MODEL_CALL = _NoopModelCall()
+NOOP_MODEL_CALL = NoopModelCall()
 
 
 class ModelCall:
@@ -126,16 +126,22 @@ class ModelCall:
 
     def prompt(self, messages: Sequence[Mapping[str, Any]]) -> None:
         """The messages sent (recorded only with ``OTEL_RECORD_CONTENT=true``)."""
-        text = tracing.active().content(json.dumps(_input_messages(messages), ensure_ascii=False))
+        active = tracing.active()
+        if not active.record_content or not self.span.recording:
+            return
+        text = active.content(json.dumps(_input_messages(messages), ensure_ascii=False))
         if text is not None:
             self.span.set_attribute("gen_ai.input.messages", text)
             self.span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": text})
 
     def completion(self, text: str, tool_calls: Sequence[str] = ()) -> None:
         """The model's answer (recorded only with ``OTEL_RECORD_CONTENT=true``)."""
+        active = tracing.active()
+        if not active.record_content or not self.span.recording:
+            return
         parts: list[dict[str, Any]] = [{"type": "text", "content": text}] if text else []
         parts += [{"type": "tool_call", "name": name} for name in tool_calls]
-        recorded = tracing.active().content(
+        recorded = active.content(
             json.dumps([{"role": "assistant", "parts": parts}], ensure_ascii=False)
         )
         if recorded is not None:
@@ -169,7 +175,7 @@ def model_call(
     temperature: float | None = None,
     max_tokens: int | None = None,
     stream: bool = False,
-) -> ModelCall | _NoopModelCall:
+) -> ModelCall | NoopModelCall:
     """A span around one model request (``with model_call("gpt-4o-mini") as call:``)."""
     active = tracing.active()
     if not active.enabled:

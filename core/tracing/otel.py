@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
@@ -133,6 +134,40 @@ class _Scope:
         if self._span is None:
             return None
         return _header(self._span.get_span_context())
+
+
+def _remote_context(traceparent: str) -> otel_context.Context | None:
+    """A context whose current span is the stored one (``None`` when it is invalid)."""
+    stored = parse_traceparent(traceparent)
+    if stored is None:
+        return None
+    remote = SpanContext(
+        stored.trace_id,
+        stored.span_id,
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED if stored.sampled else 0),
+    )
+    return trace.set_span_in_context(NonRecordingSpan(remote), otel_context.Context())
+
+
+class _Attached:
+    """A stored trace context made current for a ``with`` block."""
+
+    __slots__ = ("_context", "_token")
+
+    def __init__(self, context: otel_context.Context) -> None:
+        self._context = context
+        self._token: object = None
+
+    def __enter__(self) -> _Attached:
+        self._token = otel_context.attach(self._context)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+        except Exception:
+            pass
 
 
 class _ReportingExporter(SpanExporter):
@@ -264,20 +299,12 @@ class OtelTracing(Tracing):
         parent: str | None = None,
         attributes: Attributes | None = None,
     ) -> _Scope:
-        parent_context = None
-        if parent is not None:
-            stored = parse_traceparent(parent)
-            if stored is not None:
-                remote = SpanContext(
-                    stored.trace_id,
-                    stored.span_id,
-                    is_remote=True,
-                    trace_flags=TraceFlags(TraceFlags.SAMPLED if stored.sampled else 0),
-                )
-                parent_context = trace.set_span_in_context(
-                    NonRecordingSpan(remote), otel_context.Context()
-                )
+        parent_context = None if parent is None else _remote_context(parent)
         return _Scope(self._tracer, name, _KINDS[kind], parent_context, attributes, self._mask)
+
+    def resume(self, traceparent: str | None) -> AbstractContextManager[object]:
+        stored = None if traceparent is None else _remote_context(traceparent)
+        return nullcontext() if stored is None else _Attached(stored)
 
     def traceparent(self) -> str | None:
         span_context = trace.get_current_span().get_span_context()
