@@ -8,7 +8,6 @@ import asyncio
 import functools
 import time
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,7 +33,6 @@ from core.engine.pipeline import ObserveReply, Pipeline
 from core.engine.ratelimit import RateLimiter
 from core.logs import Redactor
 from core.plugins import call_hook
-from core.tracing import Attributes, Span, SpanKind
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -169,12 +167,11 @@ class Gateway:
         self,
         name: str,
         *,
-        kind: SpanKind = "internal",
+        kind: tracing.SpanKind = "internal",
         parent: str | None = None,
-        attributes: Attributes | None = None,
-    ) -> AbstractContextManager[Span]:
-        """A tracing span around a ``with`` block, child of the current one (docs/tracing.md);
-        free when tracing is off."""
+        attributes: tracing.Attributes | None = None,
+    ) -> tracing.SpanScope:
+        """A tracing span around a ``with`` block (docs/tracing.md); free when tracing is off."""
         return tracing.span(name, kind=kind, parent=parent, attributes=attributes)
 
     async def health(self) -> tuple[bool, dict[str, Any]]:

@@ -31,6 +31,7 @@ __all__ = [
     "NOOP_SPAN",
     "Span",
     "SpanKind",
+    "SpanScope",
     "TraceParent",
     "Tracing",
     "active",
@@ -103,6 +104,8 @@ class _NoopSpan:
 
 
 NOOP_SPAN = _NoopSpan()
+#: What :func:`span` returns: ``with span(...) as s:`` gives a :class:`Span`.
+SpanScope = AbstractContextManager[Span]
 
 
 class Tracing:
