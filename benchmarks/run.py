@@ -349,23 +349,29 @@ def _brief(figures: dict[str, Any], scenario: LoadScenario) -> str:
 # -- tracing ------------------------------------------------------------------------------
 
 
-def run_tracing(scenario: LoadScenario, rounds: int, workdir: Path) -> dict[str, Any]:
+def run_tracing(
+    scenario: LoadScenario, rounds: int, workdir: Path, base: Path | None = None
+) -> dict[str, Any]:
     """The overhead load against the gateway with tracing off and on (exporting every
     span to ``otlp_sink.py``), alternated round by round; on/off as medians of per-round
-    ratios."""
+    ratios. With ``base`` (a checkout without tracing, put first on the servers'
+    ``PYTHONPATH``) a third server per round measures what tracing costs when off."""
     log(
         f"== tracing: {scenario.name} load ({scenario.users} users x {scenario.turns} turns), "
         f"tracing off vs on, {rounds} round(s)"
     )
     upstream = servers.upstream(workdir, scenario.ttft_ms, scenario.token_ms, scenario.tokens)
     sink = servers.otlp_sink(workdir)
+    kinds = ("base", "off", "on") if base is not None else ("off", "on")
     results: list[dict[str, Any]] = []
     with upstream.start(), sink.start():
         for number in range(rounds):
             one_round: dict[str, Any] = {}
-            for kind in ("off", "on"):
+            for kind in kinds:
                 run = f"trac{number}{kind}"
                 settings = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url} if kind == "on" else {}
+                if kind == "base":
+                    settings = {"PYTHONPATH": str(base)}
                 one_round[kind] = measure_server(
                     "ours", scenario, upstream, workdir / run, run, **settings
                 )
@@ -378,11 +384,14 @@ def run_tracing(scenario: LoadScenario, rounds: int, workdir: Path) -> dict[str,
         off = [r["off"]["chat"][key] for r in results]
         on = [r["on"]["chat"][key] for r in results]
         summary[key] = {"off": median(off), "on": median(on), "on/off": ratios(on, off)}
+        if base is not None:
+            before = [r["base"]["chat"][key] for r in results]
+            summary[key].update(base=median(before), **{"off/base": ratios(off, before)})
     summary["peak_rss_mb"] = {
-        kind: median(r[kind]["peak_rss_mb"] for r in results) for kind in ("off", "on")
+        kind: median(r[kind]["peak_rss_mb"] for r in results) for kind in kinds
     }
     summary["spans_exported"] = exported["spans"]
-    summary["errors"] = sum(r[kind]["chat"]["errors"] for r in results for kind in ("off", "on"))
+    summary["errors"] = sum(r[kind]["chat"]["errors"] for r in results for kind in kinds)
     return {
         "config": {"users": scenario.users, "turns": scenario.turns, "rounds": rounds},
         "rounds": results,
@@ -473,6 +482,7 @@ def run(
     talkme_seconds: float | None = None,
     talkme_rate: float = 200.0,
     workdir: Path | None = None,
+    tracing_base: Path | None = None,
 ) -> dict[str, Any]:
     """Run ``scenarios``; the whole report as a dict."""
     table = QUICK if quick else FULL
@@ -501,7 +511,7 @@ def run(
                     scenario = replace(scenario, users=users)
                 if turns:
                     scenario = replace(scenario, turns=turns)
-                result = run_tracing(scenario, rounds, place)
+                result = run_tracing(scenario, rounds, place, tracing_base)
             elif name == "startup":
                 result = run_startup(rounds if rounds else 3, place)
             elif name == "talkme":
@@ -562,6 +572,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, help="also write the JSON report here")
     parser.add_argument("--keep", type=Path, help="keep data dirs and logs in this folder")
+    parser.add_argument(
+        "--tracing-base",
+        type=Path,
+        help="tracing scenario: also measure this checkout (without tracing) as the base",
+    )
     args = parser.parse_args(argv)
     report = run(
         args.scenario or list(SCENARIOS),
@@ -572,6 +587,7 @@ def main(argv: list[str] | None = None) -> int:
         talkme_seconds=args.talkme_seconds,
         talkme_rate=args.talkme_rate,
         workdir=args.keep,
+        tracing_base=args.tracing_base,
     )
     text = json.dumps(report, indent=1)
     print(text)

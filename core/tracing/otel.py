@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
@@ -22,8 +25,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import Sampler
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
 from core.contract.errors import ConfigError
@@ -57,38 +62,100 @@ def _header(span_context: SpanContext) -> str:
     )
 
 
-class _Scope:
-    """One span around a ``with`` block: current inside it, ended when it is left."""
+_UNSET = Status(StatusCode.UNSET)
 
-    __slots__ = ("_attributes", "_kind", "_mask", "_name", "_parent", "_span", "_token", "_tracer")
+
+@dataclass(frozen=True, slots=True)
+class _Recorder:
+    """Where finished spans go: the provider's sampler and resource, the batch processor."""
+
+    sampler: Sampler
+    resource: Resource
+    processor: SpanProcessor
+    scope: InstrumentationScope
+    mask: Callable[[str], str]
+
+
+def _new_id(bits: int) -> int:
+    while True:  # zero is the invalid id
+        value = random.getrandbits(bits)
+        if value:
+            return value
+
+
+class _Scope:
+    """One span around a ``with`` block: current inside it, handed to the batch processor
+    when it is left.
+
+    Leaner than the SDK's ``Tracer.start_span``: a span keeps its attributes in a plain dict
+    and becomes an SDK ``ReadableSpan`` (what processors and the OTLP exporter take) only
+    when it ends. The SDK's span cost more CPU than the rest of a request's tracing (a
+    lock, attribute cleaning and metrics per call); the export path is the SDK's own. The
+    sampler decides for a root span and for a span continuing a remote parent; a local
+    child takes its parent's decision (what the default ``parentbased_*`` samplers do).
+    """
+
+    __slots__ = (
+        "_attributes",
+        "_context",
+        "_events",
+        "_kind",
+        "_name",
+        "_parent",
+        "_parent_span",
+        "_recorder",
+        "_start",
+        "_status",
+        "_token",
+        "recording",
+    )
 
     def __init__(
         self,
-        tracer: trace.Tracer,
+        recorder: _Recorder,
         name: str,
         kind: trace.SpanKind,
         parent: otel_context.Context | None,
         attributes: Attributes | None,
-        mask: Callable[[str], str],
     ) -> None:
-        self._tracer = tracer
+        self._recorder = recorder
         self._name = name
         self._kind = kind
         self._parent = parent
-        self._attributes = attributes
-        self._mask = mask
-        self._span: Any = None
+        self._attributes: Any = attributes
+        self._context: SpanContext | None = None
+        self._parent_span: SpanContext | None = None
+        self._events: list[Event] | None = None
+        self._status = _UNSET
+        self._start = 0
         self._token: object = None
-
-    @property
-    def recording(self) -> bool:
-        return self._span is not None and self._span.is_recording()
+        self.recording = False
 
     def __enter__(self) -> _Scope:
-        self._span = self._tracer.start_span(
-            self._name, context=self._parent, kind=self._kind, attributes=self._attributes
+        parent = self._parent
+        current = trace.get_current_span(parent).get_span_context()
+        if current.is_valid and not current.is_remote:
+            trace_id = current.trace_id
+            sampled = current.trace_flags.sampled
+        else:
+            trace_id = current.trace_id if current.is_valid else _new_id(128)
+            decision = self._recorder.sampler.should_sample(
+                parent, trace_id, self._name, self._kind, self._attributes
+            ).decision
+            sampled = decision.is_sampled()
+        self._parent_span = current if current.is_valid else None
+        self._context = context = SpanContext(
+            trace_id,
+            _new_id(64),
+            is_remote=False,
+            trace_flags=TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT),
         )
-        self._token = otel_context.attach(trace.set_span_in_context(self._span, self._parent))
+        self.recording = sampled
+        self._attributes = dict(self._attributes) if sampled and self._attributes else {}
+        self._start = time.time_ns()
+        self._token = otel_context.attach(
+            trace.set_span_in_context(NonRecordingSpan(context), parent)
+        )
         return self
 
     def __exit__(
@@ -97,43 +164,62 @@ class _Scope:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        span = self._span
-        if exc is not None and span.is_recording():
-            if isinstance(exc, asyncio.CancelledError | GeneratorExit):
-                span.set_attribute("eneca.cancelled", True)
-            else:
-                kind = type(exc)
-                span.add_event(
-                    "exception",
-                    {
-                        "exception.type": f"{kind.__module__}.{kind.__qualname__}",
-                        "exception.message": self._mask(str(exc))[:500],
-                    },
-                )
-                span.set_status(Status(StatusCode.ERROR, kind.__name__))
         try:
             otel_context.detach(self._token)  # type: ignore[arg-type]
         except Exception:  # left in another context (an abandoned generator): harmless
             pass
-        span.end()
+        if not self.recording:
+            return
+        if exc is not None:
+            if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+                self._attributes["eneca.cancelled"] = True
+            else:
+                kind = type(exc)
+                self.add_event(
+                    "exception",
+                    {
+                        "exception.type": f"{kind.__module__}.{kind.__qualname__}",
+                        "exception.message": self._recorder.mask(str(exc))[:500],
+                    },
+                )
+                self._status = Status(StatusCode.ERROR, kind.__name__)
+        recorder = self._recorder
+        recorder.processor.on_end(
+            ReadableSpan(
+                self._name,
+                self._context,
+                parent=self._parent_span,
+                resource=recorder.resource,
+                attributes=self._attributes,
+                events=self._events or (),
+                kind=self._kind,
+                status=self._status,
+                start_time=self._start,
+                end_time=time.time_ns(),
+                instrumentation_scope=recorder.scope,
+            )
+        )
 
     def set_attribute(self, key: str, value: AttributeValue) -> None:
-        self._span.set_attribute(key, value)
+        if self.recording:
+            self._attributes[key] = value
 
     def set_attributes(self, attributes: Attributes) -> None:
-        self._span.set_attributes(attributes)
+        if self.recording:
+            self._attributes.update(attributes)
 
     def add_event(self, name: str, attributes: Attributes | None = None) -> None:
-        self._span.add_event(name, attributes)
+        if self.recording:
+            if self._events is None:
+                self._events = []
+            self._events.append(Event(name, attributes))
 
     def set_error(self, description: str) -> None:
-        self._span.set_status(Status(StatusCode.ERROR, description))
+        self._status = Status(StatusCode.ERROR, description)
 
     @property
     def traceparent(self) -> str | None:
-        if self._span is None:
-            return None
-        return _header(self._span.get_span_context())
+        return None if self._context is None else _header(self._context)
 
 
 def _remote_context(traceparent: str) -> otel_context.Context | None:
@@ -233,6 +319,7 @@ class OtelTracing(Tracing):
     def __init__(
         self,
         provider: TracerProvider,
+        processor: SpanProcessor,
         exporter: _ReportingExporter,
         *,
         record_content: bool,
@@ -244,7 +331,14 @@ class OtelTracing(Tracing):
         self.record_content = record_content
         self.complaints = complaints
         self._mask = mask
-        self._tracer = provider.get_tracer("eneca-bot")
+        version = provider.resource.attributes.get(SERVICE_VERSION)
+        self._recorder = _Recorder(
+            provider.sampler,
+            provider.resource,
+            processor,
+            InstrumentationScope("eneca-bot", str(version) if version else None),
+            mask,
+        )
         self._log_bridge = ToComplaints(complaints, mask)
         sdk_logger = logging.getLogger("opentelemetry")
         self._sdk_propagate = sdk_logger.propagate
@@ -274,9 +368,11 @@ class OtelTracing(Tracing):
         shown = str(getattr(inner, "_endpoint", endpoint))
         exporter = _ReportingExporter(inner, shown, complaints)
         provider = TracerProvider(resource=_resource(version))
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        processor = BatchSpanProcessor(exporter)
+        provider.add_span_processor(processor)
         tracing = cls(
             provider,
+            processor,
             exporter,
             record_content=record in _TRUE,
             mask=mask or (lambda text: text),
@@ -300,7 +396,7 @@ class OtelTracing(Tracing):
         attributes: Attributes | None = None,
     ) -> _Scope:
         parent_context = None if parent is None else _remote_context(parent)
-        return _Scope(self._tracer, name, _KINDS[kind], parent_context, attributes, self._mask)
+        return _Scope(self._recorder, name, _KINDS[kind], parent_context, attributes)
 
     def resume(self, traceparent: str | None) -> AbstractContextManager[object]:
         stored = None if traceparent is None else _remote_context(traceparent)
