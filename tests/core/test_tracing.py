@@ -392,3 +392,80 @@ async def test_a_receiver_that_is_down_costs_one_warning(
     assert "could not export" in warnings[0]
     # The SDK's own logging goes to that warning, not to stderr.
     assert "Traceback" not in capfd.readouterr().err
+
+
+# -- the OTLP encoding --------------------------------------------------------------------
+
+
+def test_our_otlp_encoding_says_what_the_sdk_encoder_says() -> None:
+    """core.tracing.otlp_proto writes the protobuf by hand (it is cheaper); a receiver
+    must read exactly what the SDK's own encoder would have sent."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+    from core.tracing.otlp_proto import encode_request
+
+    resource = Resource({"service.name": "eneca-bot", "service.version": "1.2"})
+    scope = InstrumentationScope("eneca-bot", "1.2")
+    attributes = {
+        "text": "héllo ✓",
+        "long": "x" * 300,
+        "yes": True,
+        "no": False,
+        "count": 7,
+        "negative": -3,
+        "big": 2**40,
+        "score": 0.25,
+        "reasons": ["stop", "length"],
+        "numbers": [1, 2],
+    }
+    spans = [
+        ReadableSpan(
+            "root",
+            SpanContext(2**127 + 5, 2**63 + 9, False, TraceFlags(1)),
+            parent=SpanContext(2**127 + 5, 77, True, TraceFlags(1)),
+            resource=resource,
+            attributes=attributes,
+            events=[Event("exception", {"exception.type": "E"}, timestamp=123)],
+            kind=SpanKind.SERVER,
+            status=Status(StatusCode.ERROR, "boom"),
+            start_time=1_700_000_000_000_000_000,
+            end_time=1_700_000_000_500_000_000,
+            instrumentation_scope=scope,
+        ),
+        ReadableSpan(
+            "child",
+            SpanContext(2**127 + 5, 3, False, TraceFlags(1)),
+            parent=SpanContext(2**127 + 5, 2**63 + 9, False, TraceFlags(1)),
+            resource=resource,
+            attributes={},
+            kind=SpanKind.CONSUMER,
+            status=Status(StatusCode.OK),
+            start_time=5,
+            end_time=6,
+            instrumentation_scope=scope,
+        ),
+        ReadableSpan(
+            "plain",
+            SpanContext(9, 4, False, TraceFlags(1)),
+            resource=resource,
+            start_time=5,
+            end_time=6,
+            instrumentation_scope=scope,
+        ),
+    ]
+    ours = ExportTraceServiceRequest()
+    ours.ParseFromString(encode_request(spans))
+    sdk = ExportTraceServiceRequest()
+    sdk.ParseFromString(encode_spans(spans).SerializeToString())
+    for request in (ours, sdk):  # an empty status and no status say the same (unset)
+        for span in request.resource_spans[0].scope_spans[0].spans:
+            if span.status.code == 0 and not span.status.message:
+                span.ClearField("status")
+    assert ours == sdk
