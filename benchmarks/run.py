@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/run.py                 # every scenario, 4 rounds (~6 min)
     .venv/bin/python benchmarks/run.py --quick         # fewer users and rounds (< 2 min)
     .venv/bin/python benchmarks/run.py --scenario overhead --rounds 6 --out figures.json
+    .venv/bin/python benchmarks/run.py --scenario tracing   # CPU with tracing off vs on
 
 For each load scenario it starts a fake OpenAI-compatible upstream, then, round after
 round, floor A (bare aiohttp passthrough), floor B (the same with the ``openai`` client)
@@ -75,7 +76,9 @@ QUICK = {
     "realistic": replace(FULL["realistic"], users=16, turns=2),
     "long": FULL["long"],
 }
-SCENARIOS = ("overhead", "realistic", "long", "startup", "talkme")
+SCENARIOS = ("overhead", "realistic", "long", "startup", "talkme", "tracing")
+#: Most CPU per request tracing may add in the overhead scenario (issue 19).
+TRACING_CPU_LIMIT = 1.25
 
 
 def log(text: str) -> None:
@@ -127,10 +130,14 @@ def long_figures(per_turn: list[list[Any]], turns: int) -> dict[str, Any]:
 
 
 def start_server(
-    kind: str, workdir: Path, upstream: servers.Process, plugins: str = PLUGINS
+    kind: str,
+    workdir: Path,
+    upstream: servers.Process,
+    plugins: str = PLUGINS,
+    **settings: str,
 ) -> servers.Process:
     if kind == "ours":
-        return servers.gateway(workdir, plugins, upstream.url).start()
+        return servers.gateway(workdir, plugins, upstream.url, **settings).start()
     return servers.floor(workdir, "aiohttp" if kind == "bare" else kind, upstream.url).start()
 
 
@@ -140,9 +147,10 @@ def measure_server(
     upstream: servers.Process,
     workdir: Path,
     run: str,
+    **settings: str,
 ) -> dict[str, Any]:
     """Start one server, drive each endpoint of ``scenario`` at it, stop it."""
-    with start_server(kind, workdir, upstream) as server:
+    with start_server(kind, workdir, upstream, **settings) as server:
         time.sleep(0.3)
         figures: dict[str, Any] = {
             "startup_s": round(server.startup_s, 3),
@@ -338,6 +346,67 @@ def _brief(figures: dict[str, Any], scenario: LoadScenario) -> str:
     return "; ".join(parts)
 
 
+# -- tracing ------------------------------------------------------------------------------
+
+
+def run_tracing(
+    scenario: LoadScenario, rounds: int, workdir: Path, base: Path | None = None
+) -> dict[str, Any]:
+    """The overhead load against the gateway with tracing off and on (exporting every
+    span to ``otlp_sink.py``), alternated round by round; on/off as medians of per-round
+    ratios. With ``base`` (a checkout without tracing, put first on the servers'
+    ``PYTHONPATH``) a third server per round measures what tracing costs when off."""
+    log(
+        f"== tracing: {scenario.name} load ({scenario.users} users x {scenario.turns} turns), "
+        f"tracing off vs on, {rounds} round(s)"
+    )
+    upstream = servers.upstream(workdir, scenario.ttft_ms, scenario.token_ms, scenario.tokens)
+    sink = servers.otlp_sink(workdir)
+    kinds = ("base", "off", "on") if base is not None else ("off", "on")
+    results: list[dict[str, Any]] = []
+    with upstream.start(), sink.start():
+        for number in range(rounds):
+            one_round: dict[str, Any] = {}
+            for kind in kinds:
+                run = f"trac{number}{kind}"
+                settings = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url} if kind == "on" else {}
+                if kind == "base":
+                    settings = {"PYTHONPATH": str(base)}
+                one_round[kind] = measure_server(
+                    "ours", scenario, upstream, workdir / run, run, **settings
+                )
+                log(f"   round {number + 1} {kind:<4} {_brief(one_round[kind], scenario)}")
+            results.append(one_round)
+        with urllib.request.urlopen(f"{sink.url}/stats", timeout=10) as response:
+            exported = json.loads(response.read())
+    summary: dict[str, Any] = {}
+    for key in ("cpu_ms_per_req", "req_s", "p50_ms", "p99_ms"):
+        off = [r["off"]["chat"][key] for r in results]
+        on = [r["on"]["chat"][key] for r in results]
+        summary[key] = {"off": median(off), "on": median(on), "on/off": ratios(on, off)}
+        if base is not None:
+            before = [r["base"]["chat"][key] for r in results]
+            summary[key].update(base=median(before), **{"off/base": ratios(off, before)})
+    summary["peak_rss_mb"] = {
+        kind: median(r[kind]["peak_rss_mb"] for r in results) for kind in kinds
+    }
+    summary["spans_exported"] = exported["spans"]
+    summary["errors"] = sum(r[kind]["chat"]["errors"] for r in results for kind in kinds)
+    return {
+        "config": {"users": scenario.users, "turns": scenario.turns, "rounds": rounds},
+        "rounds": results,
+        "summary": summary,
+        "targets": [
+            target(
+                "tracing on: CPU/request vs off (overhead load)",
+                summary["cpu_ms_per_req"]["on/off"],
+                TRACING_CPU_LIMIT,
+                "x",
+            )
+        ],
+    }
+
+
 # -- start-up -----------------------------------------------------------------------------
 
 
@@ -413,6 +482,7 @@ def run(
     talkme_seconds: float | None = None,
     talkme_rate: float = 200.0,
     workdir: Path | None = None,
+    tracing_base: Path | None = None,
 ) -> dict[str, Any]:
     """Run ``scenarios``; the whole report as a dict."""
     table = QUICK if quick else FULL
@@ -435,6 +505,13 @@ def run(
                 if turns:
                     scenario = replace(scenario, turns=turns)
                 result = run_load_scenario(scenario, rounds, place)
+            elif name == "tracing":
+                scenario = table["overhead"]
+                if users:
+                    scenario = replace(scenario, users=users)
+                if turns:
+                    scenario = replace(scenario, turns=turns)
+                result = run_tracing(scenario, rounds, place, tracing_base)
             elif name == "startup":
                 result = run_startup(rounds if rounds else 3, place)
             elif name == "talkme":
@@ -469,7 +546,7 @@ def _installed(name: str) -> bool:
 
 
 def print_targets(report: dict[str, Any], out: Callable[[str], None] = log) -> None:
-    out("== targets (issue 8)")
+    out("== targets (issues 8 and 19)")
     for item in report["targets"]:
         mark = {True: "met", False: "NOT MET", None: "n/a"}[item["met"]]
         out(f"   {mark:<8} {item['target']}: {item['value']} {item['unit']} (<= {item['limit']})")
@@ -495,6 +572,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, help="also write the JSON report here")
     parser.add_argument("--keep", type=Path, help="keep data dirs and logs in this folder")
+    parser.add_argument(
+        "--tracing-base",
+        type=Path,
+        help="tracing scenario: also measure this checkout (without tracing) as the base",
+    )
     args = parser.parse_args(argv)
     report = run(
         args.scenario or list(SCENARIOS),
@@ -505,6 +587,7 @@ def main(argv: list[str] | None = None) -> int:
         talkme_seconds=args.talkme_seconds,
         talkme_rate=args.talkme_rate,
         workdir=args.keep,
+        tracing_base=args.tracing_base,
     )
     text = json.dumps(report, indent=1)
     print(text)

@@ -142,6 +142,13 @@ def floor(workdir: Path, client: str, upstream_url: str) -> Process:
     return Process(name, command, base_env(), workdir, port, workdir / f"{name}.log")
 
 
+def otlp_sink(workdir: Path) -> Process:
+    """The OTLP/HTTP receiver of the tracing scenario (``benchmarks/otlp_sink.py``)."""
+    port = free_port()
+    command = [sys.executable, str(BENCH_DIR / "otlp_sink.py"), f"--port={port}"]
+    return Process("otlp-sink", command, base_env(), workdir, port, workdir / "otlp-sink.log")
+
+
 def gateway(workdir: Path, plugins: str, upstream_url: str, **settings: str) -> Process:
     """``eneca-bot serve`` on a fresh data dir under ``workdir`` (also its cwd, so no
     ``config/settings.toml`` or ``.env`` of the checkout is read)."""

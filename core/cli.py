@@ -152,11 +152,18 @@ def _serve(config: Any) -> int:
         import uvloop  # optional accelerator
     except ImportError:
         uvloop = None
+    from core import tracing
+    from core.web import tracing as tracing_web
+
     try:
         app = create_app(config)
         core = config.core
-        add_console_sink(core.log_level, core.log_json, app[GATEWAY]._redactor)
+        redactor = app[GATEWAY]._redactor
+        add_console_sink(core.log_level, core.log_json, redactor)
         app.on_startup.append(_tune_gc)  # after the gateway's own start-up
+        # Off (no OTEL_EXPORTER_OTLP_*ENDPOINT) this imports nothing and adds nothing.
+        tracing.configure(version=__version__, mask=redactor, add_secret=redactor.add)
+        tracing_web.install(app)
         web.run_app(
             app,
             host=config.core.host,
@@ -172,6 +179,8 @@ def _serve(config: Any) -> int:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"cannot listen on {config.core.host}:{config.core.port}: {exc}")
+    finally:
+        tracing.shutdown()  # what is buffered goes out before the process ends
     return 0
 
 

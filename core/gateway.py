@@ -15,6 +15,7 @@ import pluggy
 from loguru import logger
 from pydantic_settings import BaseSettings
 
+from core import tracing
 from core.config.settings import CoreSettings
 from core.contract.agent import Agent
 from core.contract.events import Message, SessionCleared
@@ -161,6 +162,17 @@ class Gateway:
         self._redactor.add(*values)
 
     # -- figures -------------------------------------------------------------------------
+
+    def span(
+        self,
+        name: str,
+        *,
+        kind: tracing.SpanKind = "internal",
+        parent: str | None = None,
+        attributes: tracing.Attributes | None = None,
+    ) -> tracing.SpanScope:
+        """A tracing span around a ``with`` block (docs/tracing.md); free when tracing is off."""
+        return tracing.span(name, kind=kind, parent=parent, attributes=attributes)
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """Every component's check (bus, store, storage, each plugin's ``health_check``):

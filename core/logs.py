@@ -16,6 +16,8 @@ from typing import Any
 
 from loguru import logger
 
+from core.tracing import annotate_log_record
+
 MASK = "***"
 #: Shorter values are not masked: a four-letter "secret" such as INFO would mask log text.
 _MIN_SECRET_LEN = 8
@@ -120,6 +122,8 @@ def _console_format(record: Any) -> str:
         context = " [{extra[request_id]}]"
     if record["extra"].get("conversation_id"):
         context += " conv={extra[conversation_id]}"
+    if record["extra"].get("trace_id"):
+        context += " trace={extra[trace_id]}"
     return (
         "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <7}</level>"
         + context
@@ -141,6 +145,7 @@ def app_filter(redactor: Redactor, app: str | None = None) -> Callable[[Any], bo
         tag = record["extra"].get(APP)
         if app is not None and tag is not None and tag != app:
             return False
+        annotate_log_record(record)  # trace_id, span_id when tracing is on
         redactor.patch(record)
         return True
 

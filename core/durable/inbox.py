@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from loguru import logger
 
+from core import tracing
 from core.contract.events import MERGED_IDS, Message, Reply
 from core.durable.sqlite import DurableQueue
 from core.durable.storage import StorageWatch
@@ -42,7 +43,8 @@ class Inbox:
         provider already sent this message id (a duplicate). A message that cannot be
         queued is withdrawn, so the provider's retry is not taken for a duplicate."""
         with self._storage.writing("keep the message"):
-            accepted = await self._queue.accept(message)
+            # The webhook's trace: the answer continues it, also after a restart.
+            accepted = await self._queue.accept(message, tracing.traceparent())
         if not accepted:
             logger.info("duplicate {} message {} ignored", message.channel, message.message_id)
             return None
@@ -57,10 +59,11 @@ class Inbox:
     async def replay(self, enqueue: Callable[[Message], Awaitable[object]]) -> int:
         """Queue again, in arrival order, every message kept before the last stop and not
         answered; returns how many."""
-        pending = await self._queue.unanswered()
-        for message in pending:
+        pending = await self._queue.unanswered_traced()
+        for message, trace in pending:
             self._kept.add(message.id)
-            await enqueue(message)
+            with tracing.resume(trace):  # the bus answers it in this context
+                await enqueue(message)
         if pending:
             logger.info("answering {} message(s) accepted before the last stop", len(pending))
         return len(pending)
@@ -68,7 +71,8 @@ class Inbox:
     async def answer(self, message: Message, reply: Reply) -> None:
         """Queue ``reply`` in the outbox and mark ``message`` (and any merged into it)
         answered, in one transaction; then wake the outbox."""
-        await self._queue.answer(reply)
+        # The answer's trace: each delivery attempt continues it.
+        await self._queue.answer(reply, trace=tracing.traceparent())
         self._kept.discard(message.id)
         self._kept.difference_update(message.metadata.get(MERGED_IDS, ()))
         self._on_answered()

@@ -17,10 +17,12 @@ from collections.abc import Awaitable, Callable
 
 from loguru import logger
 
+from core import tracing
 from core.contract.delivery import DeliveryProgress, DeliveryResult
 from core.contract.events import Reply
 from core.durable.sqlite import DurableQueue, PendingDelivery
 from core.durable.storage import STORAGE_ERRORS
+from core.tracing import Span
 
 #: Pause of a conversation's deliveries while their outcome cannot be recorded (storage
 #: failing). Not the pipeline's HELD_PROBE_S: that one holds answering, this one delivery.
@@ -140,17 +142,35 @@ class Outbox:
                 pass
 
     async def _attempt(self, item: PendingDelivery) -> None:
-        with logger.contextualize(conversation_id=item.reply.conversation_id):
-            await self._attempt_in_context(item)
+        reply = item.reply
+        attributes = None
+        if tracing.active().enabled:
+            attributes = {
+                "eneca.channel": reply.channel,
+                "eneca.conversation.id": tracing.hashed(reply.conversation_id),
+                "eneca.delivery.attempt": item.attempts + 1,
+            }
+        # Continues the answer's trace, kept on the outbox row (also after a restart).
+        with (
+            logger.contextualize(conversation_id=reply.conversation_id),
+            tracing.span(
+                f"delivery {reply.channel}",
+                kind="producer",
+                parent=item.trace,
+                attributes=attributes,
+            ) as span,
+        ):
+            await self._attempt_in_context(item, span)
 
-    async def _attempt_in_context(self, item: PendingDelivery) -> None:
+    async def _attempt_in_context(self, item: PendingDelivery, span: Span) -> None:
         reply = item.reply
         try:
             if item.seq in self._unrecorded:  # sent, but the database could not say so
                 await self._queue.mark_delivered(item.seq, self._unrecorded[item.seq])
                 del self._unrecorded[item.seq]
+                span.set_attribute("eneca.delivery.outcome", "delivered")
                 return
-            await self._send(item)
+            await self._send(item, span)
         except STORAGE_ERRORS as exc:
             # The outcome could not be written (disk full...). Keep this conversation
             # busy for a while instead of retrying in a tight loop; a reply that went out
@@ -165,7 +185,7 @@ class Outbox:
             self._busy.discard(reply.conversation_id)
             self._wake.set()
 
-    async def _send(self, item: PendingDelivery) -> None:
+    async def _send(self, item: PendingDelivery, span: Span) -> None:
         reply = item.reply
         attempts = item.attempts + 1
         try:
@@ -185,6 +205,9 @@ class Outbox:
             return
         final = result.outcome == "retry" and attempts >= self._max_attempts
         self._observe(reply.channel, "failed" if final else result.outcome)
+        span.set_attribute("eneca.delivery.outcome", "failed" if final else result.outcome)
+        if result.outcome != "delivered":
+            span.set_error(f"delivery {'failed' if final else result.outcome}")
         if result.outcome == "delivered":
             self.sent += 1
             self._unrecorded[item.seq] = attempts
@@ -202,6 +225,7 @@ class Outbox:
             )
         else:
             delay = self.backoff(attempts, result.retry_after)
+            span.set_attribute("eneca.delivery.retry_delay_s", round(delay, 3))
             await self._queue.mark_retry(item.seq, attempts, time.time() + delay, result.detail)
             self.retries += 1
             logger.warning(

@@ -26,7 +26,8 @@ from core.durable.codec import message_from_json, message_to_json, reply_from_js
 from core.durable.group_commit import GroupCommit, run_on_thread
 from core.jsonenc import dumps
 
-SCHEMA_VERSION = 2
+#: 2: delivery progress on outbox rows; 3: each row's trace context (``trace``).
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
@@ -38,7 +39,8 @@ CREATE TABLE IF NOT EXISTS inbox (
     message TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending',
     received_at REAL NOT NULL,
-    answered_at REAL
+    answered_at REAL,
+    trace TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS inbox_provider
     ON inbox(channel, provider_id) WHERE provider_id IS NOT NULL;
@@ -55,7 +57,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT,
     created_at REAL NOT NULL,
     delivered_at REAL,
-    progress TEXT NOT NULL DEFAULT '{}'
+    progress TEXT NOT NULL DEFAULT '{}',
+    trace TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(status, conversation_id, seq);
 CREATE TABLE IF NOT EXISTS duplicates (channel TEXT PRIMARY KEY, count INTEGER NOT NULL);
@@ -71,6 +74,8 @@ class PendingDelivery:
     reply: Reply
     attempts: int
     progress: dict[str, Any]
+    #: The ``traceparent`` of the answer that queued it: its attempts continue that trace.
+    trace: str | None = None
 
 
 #: Outbox rows (``o``) of conversations not in the JSON array bound here.
@@ -84,7 +89,8 @@ _HEAD_OF_CONVERSATION = (
 
 #: The conversations' oldest pending replies whose time has come, busy ones left out.
 _DUE = (
-    "SELECT o.conversation_id, o.seq, o.reply, o.attempts, o.progress, i.message FROM outbox o"
+    "SELECT o.conversation_id, o.seq, o.reply, o.attempts, o.progress, i.message, o.trace"
+    " FROM outbox o"
     " JOIN inbox i ON i.id = o.message_id"
     " WHERE o.status = 'pending' AND o.next_attempt_at <= ?"
     f" AND {_NOT_BUSY} AND {_HEAD_OF_CONVERSATION} ORDER BY o.seq LIMIT ?"
@@ -146,11 +152,8 @@ class DurableQueue:
                 row = await cursor.fetchone()
             if row is None:
                 await self.db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-            elif row[0] == 1:  # v2 keeps each reply's delivery progress on its outbox row
-                await self.db.execute(
-                    "ALTER TABLE outbox ADD COLUMN progress TEXT NOT NULL DEFAULT '{}'"
-                )
-                await self.db.execute("UPDATE schema_version SET version = 2")
+            elif row[0] < SCHEMA_VERSION:
+                await self._migrate(row[0])
             elif row[0] > SCHEMA_VERSION:
                 raise PluginError(
                     f"{self.path} has schema version {row[0]}, newer than this gateway's "
@@ -163,14 +166,36 @@ class DurableQueue:
             await self.close()
             raise
 
+    async def _migrate(self, version: int) -> None:
+        """Bring a database of an older gateway up to :data:`SCHEMA_VERSION`, step by step,
+        in one transaction (a crash half-way leaves the old version, tried again)."""
+        steps = []
+        if version < 2:  # each reply's delivery progress on its outbox row
+            steps.append("ALTER TABLE outbox ADD COLUMN progress TEXT NOT NULL DEFAULT '{}'")
+        if version < 3:  # the trace context a message's answer and deliveries continue
+            steps += [
+                "ALTER TABLE inbox ADD COLUMN trace TEXT",
+                "ALTER TABLE outbox ADD COLUMN trace TEXT",
+            ]
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for step in steps:
+                await self.db.execute(step)
+            await self.db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+            await self.db.execute("COMMIT")
+        except BaseException:
+            await self.db.execute("ROLLBACK")
+            raise
+
     async def close(self) -> None:
         if self._db is not None:
             await self._group.wait_idle()
             await self._db.close()
             self._db = None
 
-    async def accept(self, message: Message) -> bool:
-        """Keep ``message``; False when the provider already sent this message id."""
+    async def accept(self, message: Message, trace: str | None = None) -> bool:
+        """Keep ``message`` (with ``trace``, the ``traceparent`` its answer continues);
+        False when the provider already sent this message id."""
         row = (
             message.id,
             message.channel,
@@ -178,12 +203,13 @@ class DurableQueue:
             message.message_id,
             message_to_json(message),
             message.received_at,
+            trace,
         )
 
         def work(db: sqlite3.Connection) -> bool:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO inbox(id, channel, conversation_id, provider_id,"
-                " message, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                " message, received_at, trace) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
             if cursor.rowcount == 1:
@@ -225,16 +251,32 @@ class DurableQueue:
 
     async def unanswered(self) -> list[Message]:
         """Accepted messages with no reply yet, in arrival order."""
-        rows = await self._read("SELECT message FROM inbox WHERE status = 'pending' ORDER BY seq")
-        return [message_from_json(row[0]) for row in rows]
+        return [message for message, _ in await self.unanswered_traced()]
 
-    async def answer(self, reply: Reply, now: float | None = None) -> None:
-        """Mark the message (and any merged into it) answered and queue its reply,
-        atomically."""
+    async def unanswered_traced(self) -> list[tuple[Message, str | None]]:
+        """Accepted messages with no reply yet, in arrival order, each with its trace."""
+        rows = await self._read(
+            "SELECT message, trace FROM inbox WHERE status = 'pending' ORDER BY seq"
+        )
+        return [(message_from_json(row[0]), row[1]) for row in rows]
+
+    async def answer(
+        self, reply: Reply, now: float | None = None, trace: str | None = None
+    ) -> None:
+        """Mark the message (and any merged into it) answered and queue its reply (with
+        ``trace``, the ``traceparent`` its deliveries continue), atomically."""
         now = time.time() if now is None else now
         message = reply.in_reply_to
         ids = [message.id, *message.metadata.get(MERGED_IDS, ())]
-        row = (message.id, reply.channel, reply.conversation_id, reply_to_json(reply), now, now)
+        row = (
+            message.id,
+            reply.channel,
+            reply.conversation_id,
+            reply_to_json(reply),
+            now,
+            now,
+            trace,
+        )
 
         def work(db: sqlite3.Connection) -> None:
             db.executemany(
@@ -243,7 +285,7 @@ class DurableQueue:
             )
             db.execute(
                 "INSERT OR IGNORE INTO outbox(message_id, channel, conversation_id, reply,"
-                " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                " next_attempt_at, created_at, trace) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
 
@@ -273,11 +315,15 @@ class DurableQueue:
 
         rows, next_at = await run_on_thread(self.db, work)
         result = []
-        for _, seq, reply_json, attempts, progress, message_json in rows:
+        for _, seq, reply_json, attempts, progress, message_json, trace in rows:
             message = message_from_json(message_json)
             result.append(
                 PendingDelivery(
-                    seq, reply_from_json(reply_json, message), attempts, json.loads(progress)
+                    seq,
+                    reply_from_json(reply_json, message),
+                    attempts,
+                    json.loads(progress),
+                    trace,
                 )
             )
         return result, next_at

@@ -20,18 +20,23 @@ from typing import Any
 
 from loguru import logger
 
+from core import tracing
 from core.config.settings import CoreSettings
 from core.contract.agent import Agent, AgentRequest, Tool
 from core.contract.errors import StorageUnavailable
-from core.contract.events import Message, Reply, ReplyError, public_metadata
+from core.contract.events import MERGED_IDS, Message, Reply, ReplyError, public_metadata
 from core.contract.store import ConversationStore, Turn
 from core.durable.inbox import Inbox
 from core.durable.storage import StorageWatch
 from core.engine.bus import ReplyHandle
+from core.tracing import genai
 
 #: How often a conversation held by a storage failure checks whether writes work again.
 #: Not the outbox's RECORD_RETRY_S: that one pauses delivery, this one answering.
 HELD_PROBE_S = 1.0
+
+#: ``gen_ai.agent.name`` of the agent's span (whichever plugin provides the agent).
+AGENT_NAME = "eneca-bot"
 
 #: Calls a hook by name for the gateway (``core.plugins.call_hook``, gateway bound).
 CallHook = Callable[..., Awaitable[Any]]
@@ -60,7 +65,10 @@ class Pipeline:
 
     async def answer(self, message: Message, handle: ReplyHandle) -> Reply:
         """The reply to ``message``; raises what failed, unless the message is kept."""
-        with logger.contextualize(conversation_id=message.conversation_id):
+        with (
+            logger.contextualize(conversation_id=message.conversation_id),
+            tracing.span("bus.answer", attributes=self._span_attributes(message, handle)),
+        ):
             while True:
                 try:
                     with self._storage.writing("store the conversation"):
@@ -86,6 +94,24 @@ class Pipeline:
                         await self._inbox.answer(message, reply)
                     return reply
 
+    def _span_attributes(self, message: Message, handle: ReplyHandle) -> dict[str, Any] | None:
+        """What the message's span says (ids hashed, no text); ``None`` when not traced."""
+        if not tracing.active().enabled:
+            return None
+        waited = asyncio.get_running_loop().time() - handle.arrived
+        attributes: dict[str, Any] = {
+            "eneca.channel": message.channel,
+            "eneca.conversation.id": tracing.hashed(message.conversation_id),
+            "eneca.message.durable": self._inbox.is_kept(message),
+            "eneca.message.stream": message.stream,
+            # Behind earlier messages of the conversation, or debouncing.
+            "eneca.bus.lane_wait_s": round(max(waited, 0.0), 6),
+        }
+        merged = message.metadata.get(MERGED_IDS)
+        if merged:
+            attributes["eneca.message.merged"] = len(merged) + 1
+        return attributes
+
     async def _until_storage_works(self) -> None:
         while self._storage.failure is not None:
             await asyncio.sleep(HELD_PROBE_S)
@@ -108,24 +134,28 @@ class Pipeline:
         # One step when the store offers it (core.contract.store.AppendsWithHistory).
         append_and_history = getattr(store, "append_and_history", None)
         if self.agent is not None and append_and_history is not None:
-            history = await append_and_history(message.conversation_id, turn)
+            with tracing.span("store.append_history") as span:
+                history = await append_and_history(message.conversation_id, turn)
+                span.set_attribute("eneca.store.turns", len(history))
         else:
-            await store.append(message.conversation_id, turn)
+            with tracing.span("store.append"):
+                await store.append(message.conversation_id, turn)
         await self._hook("message_received", message=message)
         reply = await self._run_agent(message, handle, history)
         if reply.success:
-            await store.append(
-                message.conversation_id,
-                Turn(
-                    "assistant",
-                    reply.text,
-                    message.channel,
-                    None,
-                    message.message_id or message.id,
-                    reply.created_at,
-                    {"usage": dict(reply.usage)} if reply.usage else {},
-                ),
-            )
+            with tracing.span("store.append"):
+                await store.append(
+                    message.conversation_id,
+                    Turn(
+                        "assistant",
+                        reply.text,
+                        message.channel,
+                        None,
+                        message.message_id or message.id,
+                        reply.created_at,
+                        {"usage": dict(reply.usage)} if reply.usage else {},
+                    ),
+                )
         if self._inbox.is_kept(message):
             await self._inbox.answer(message, reply)
         await self._hook("reply_ready", reply=reply)
@@ -139,16 +169,22 @@ class Pipeline:
             return self.fallback(message, "no_agent", "no agent plugin is enabled")
         if history is None:
             assert self.store is not None
-            history = await self.store.history(message.conversation_id)
+            with tracing.span("store.history") as span:
+                history = await self.store.history(message.conversation_id)
+                span.set_attribute("eneca.store.turns", len(history))
         tools: list[Tool] = []
         for _, offered in await self._hook("agent_tools", message=message):
             tools.extend(offered)
         timeout_s = self._settings.reply_timeout_s
         started = time.perf_counter()
         deadline = asyncio.timeout(timeout_s)
+        run = genai.agent_run(AGENT_NAME, conversation_id=message.conversation_id)
         try:
             async with deadline:
-                reply = await agent.respond(AgentRequest(message, history, tools), handle.emit)
+                with run as span:
+                    reply = await agent.respond(AgentRequest(message, history, tools), handle.emit)
+                    if reply.error is not None:
+                        span.set_attribute("error.type", reply.error.code)
         except TimeoutError as exc:
             if deadline.expired():
                 logger.error(

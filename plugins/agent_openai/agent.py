@@ -12,10 +12,12 @@ import asyncio
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from loguru import logger
 
 from core import AgentRequest, ChunkSink, Message, Reply, ReplyError, Tool
+from core.tracing import genai
 from plugins.agent_openai.diagnosis import describe_failure
 from plugins.agent_openai.fallback import (
     EmptyReplyError,
@@ -35,6 +37,7 @@ from plugins.agent_openai.tools import (
     knowledge_tool,
     run_tool_call,
     tool_specs,
+    traced_search,
 )
 from plugins.agent_openai.wire import RoundResult, StreamReader, completion_result
 
@@ -64,7 +67,9 @@ class OpenAIAgent:
     ) -> None:
         self.settings = settings
         self.model = model
-        self.search = search
+        self.search = traced_search(search)
+        #: server.address / server.port of the model spans.
+        self._server = urlsplit(model.base_url) if model is not None else None
         self.system_prompt = system_prompt
         self.requests = 0
         self.failures = 0
@@ -175,7 +180,10 @@ class OpenAIAgent:
                 }
             )
             for call in result.tool_calls:
-                outcome = await run_tool_call(call, tools, message)
+                with genai.tool_call(call.name, call.id) as tool_span:
+                    outcome = await run_tool_call(call, tools, message)
+                    if outcome.action:
+                        tool_span.set_attribute("eneca.tool.action", outcome.action)
                 logger.debug("tool {} called (round {})", call.name, round_number + 1)
                 if outcome.action:
                     actions.append(outcome.action)
@@ -208,14 +216,53 @@ class OpenAIAgent:
             params["tools"] = tool_specs(list(tools.values()))
         return params
 
+    def _model_call(self, stream: bool) -> genai.ModelCall | genai.NoopModelCall:
+        """The GenAI span of one request to the model (free when tracing is off)."""
+        server = self._server
+        return genai.model_call(
+            self.settings.openai_model,
+            server_address=server.hostname if server is not None else None,
+            server_port=server.port if server is not None else None,
+            temperature=self.settings.openai_temperature,
+            max_tokens=self.settings.openai_max_tokens,
+            stream=stream,
+        )
+
+    @staticmethod
+    def _finish(call: genai.ModelCall | genai.NoopModelCall, result: RoundResult) -> None:
+        call.finish(
+            response_model=result.model,
+            finish_reasons=(result.finish_reason,) if result.finish_reason else (),
+            input_tokens=result.usage.get("prompt_tokens"),
+            output_tokens=result.usage.get("completion_tokens"),
+        )
+        call.completion(result.text, [tool_call.name for tool_call in result.tool_calls])
+
     async def _whole_round(
         self, messages: list[dict[str, Any]], tools: Mapping[str, Tool]
     ) -> RoundResult:
         assert self.model is not None
-        return completion_result(await self.model.create_chat(self._params(messages, tools)))
+        with self._model_call(stream=False) as call:
+            call.prompt(messages)
+            result = completion_result(await self.model.create_chat(self._params(messages, tools)))
+            self._finish(call, result)
+        return result
 
     async def _stream_round(
         self, messages: list[dict[str, Any]], tools: Mapping[str, Tool], sink: _ChunkCounter
+    ) -> RoundResult:
+        with self._model_call(stream=True) as call:
+            call.prompt(messages)
+            result = await self._stream_round_in(messages, tools, sink, call)
+            self._finish(call, result)
+        return result
+
+    async def _stream_round_in(
+        self,
+        messages: list[dict[str, Any]],
+        tools: Mapping[str, Tool],
+        sink: _ChunkCounter,
+        call: genai.ModelCall | genai.NoopModelCall,
     ) -> RoundResult:
         assert self.model is not None
         openai = await self.model.sdk()  # its error types
@@ -237,6 +284,7 @@ class OpenAIAgent:
             async for chunk in stream:
                 text = reader.feed(chunk)
                 if text:
+                    call.first_chunk()
                     await sink(text)
         except openai.APITimeoutError as exc:
             if refused_or_dropped(exc):  # aiohttp's word for a cut connection

@@ -14,7 +14,7 @@ from typing import Any
 
 from loguru import logger
 
-from core import Message, Passage, Tool, ToolResult
+from core import Message, Passage, Tool, ToolResult, tracing
 
 KNOWLEDGE_TOOL = "search_knowledge_base"
 
@@ -66,6 +66,24 @@ def knowledge_tool(search: Search, limit: int) -> Tool:
         },
         handler=handler,
     )
+
+
+def traced_search(search: Search) -> Search:
+    """``search`` with a ``knowledge.search`` span: how many passages, the best score (no
+    query text)."""
+
+    async def run(query: str, limit: int) -> Sequence[Passage]:
+        with tracing.span("knowledge.search", attributes={"eneca.knowledge.limit": limit}) as span:
+            passages = await search(query, limit)
+            if span.recording:
+                span.set_attribute("eneca.knowledge.passages", len(passages))
+                if passages:
+                    span.set_attribute(
+                        "eneca.knowledge.top_score", max(float(p.score) for p in passages)
+                    )
+            return passages
+
+    return run
 
 
 def tool_specs(tools: Sequence[Tool]) -> list[dict[str, Any]]:

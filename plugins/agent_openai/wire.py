@@ -26,6 +26,9 @@ class RoundResult:
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)
+    #: What the server says it ran, and why it stopped (for the trace; may be empty).
+    model: str = ""
+    finish_reason: str = ""
 
 
 def add_usage(total: dict[str, int], usage: object) -> None:
@@ -48,6 +51,11 @@ def _text(value: object, what: str) -> str:
     return value
 
 
+def _label(value: object) -> str:
+    """A model name or finish reason, for the trace only: anything odd is just left out."""
+    return value[:200] if isinstance(value, str) else ""
+
+
 def _object(value: object, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise MalformedResponseError(f"{what} is not an object")
@@ -68,8 +76,13 @@ def completion_result(completion: object) -> RoundResult:
     choices = _list(completion.get("choices"), "choices")
     if not choices:
         raise EmptyReplyError("the model returned no choices")
-    answer = _object(_object(choices[0], "a choice").get("message"), "the message")
-    result = RoundResult(text=_text(answer.get("content"), "the message content"))
+    choice = _object(choices[0], "a choice")
+    answer = _object(choice.get("message"), "the message")
+    result = RoundResult(
+        text=_text(answer.get("content"), "the message content"),
+        model=_label(completion.get("model")),
+        finish_reason=_label(choice.get("finish_reason")),
+    )
     for number, call in enumerate(_list(answer.get("tool_calls"), "tool_calls")):
         function = _object(call, "a tool call").get("function")
         if function is None:
@@ -100,7 +113,7 @@ class StreamReader:
     split over many chunks. Usage may come in its own chunk with no choices.
     """
 
-    __slots__ = ("_pending", "_pieces", "finished", "usage")
+    __slots__ = ("_pending", "_pieces", "finish_reason", "finished", "model", "usage")
 
     def __init__(self) -> None:
         self._pieces: list[str] = []
@@ -108,6 +121,8 @@ class StreamReader:
         self.usage: dict[str, int] = {}
         #: The model said why it stopped (a stream without it was cut off).
         self.finished = False
+        self.finish_reason = ""
+        self.model = ""
 
     def feed(self, chunk: object) -> str:
         """Take one decoded chunk; returns its new text ("" when it has none)."""
@@ -116,6 +131,8 @@ class StreamReader:
         usage = chunk.get("usage")
         if usage is not None:
             add_usage(self.usage, usage)
+        if not self.model:
+            self.model = _label(chunk.get("model"))
         choices = chunk.get("choices")
         if not choices:
             if choices is not None and not isinstance(choices, list):
@@ -126,8 +143,10 @@ class StreamReader:
         choice = choices[0]
         if type(choice) is not dict:
             raise MalformedResponseError("a choice is not an object")
-        if choice.get("finish_reason"):
+        reason = choice.get("finish_reason")
+        if reason:
             self.finished = True
+            self.finish_reason = _label(reason)
         delta = choice.get("delta")
         if not delta:
             return ""
@@ -174,4 +193,6 @@ class StreamReader:
                 if call.name
             ],
             usage=self.usage,
+            model=self.model,
+            finish_reason=self.finish_reason,
         )

@@ -70,7 +70,7 @@ class TelegramPlugin:
             headers={"User-Agent": f"eneca-bot/{gateway.version}"},
         )
         self._api = BotApi(session, settings.api_url, token)
-        self._sender = ReplySender(self._api, settings.max_message_chars)
+        self._sender = ReplySender(self._api, settings.max_message_chars, gateway)
         try:
             yield
         finally:
