@@ -189,6 +189,9 @@ def describe_validation_error(settings_cls: type[BaseSettings], exc: ValidationE
     """One line per problem: the env name of the key, what is wrong, what was given."""
     lines = []
     for error in exc.errors():
+        if not error["loc"]:  # a rule over several keys: its message names them
+            lines.append(str(error["msg"]).removeprefix("Value error, "))
+            continue
         field_name = str(error["loc"][0]) if error["loc"] else "?"
         given = error.get("input")
         shown = "" if isinstance(given, dict) else f" (got {given!r})"

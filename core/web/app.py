@@ -27,9 +27,11 @@ from core.contract.errors import ConfigError, PluginError
 from core.gateway import Gateway
 from core.logs import Redactor, add_file_sink
 from core.plugins import call_each_sync, create_plugin_manager
+from core.web.access import WebAccess
 from core.web.http import APP_TAG, GATEWAY, request_context
 from core.web.metrics import METRICS, Metrics
 from core.web.routes import core_routes
+from core.web.settings import WebAccessSettings
 
 Overrides = Mapping[str, Mapping[str, Any]]
 
@@ -65,6 +67,9 @@ def load_config(
     core = build_settings(CoreSettings, document, dotenv, overrides.get("core"))
     pm = create_plugin_manager(core.plugins, plugins)
     plugin_settings: dict[type[BaseSettings], BaseSettings] = {CoreSettings: core}
+    plugin_settings[WebAccessSettings] = build_settings(
+        WebAccessSettings, document, dotenv, overrides.get("core")
+    )
     for name, model in call_each_sync(pm, "settings_model"):
         section = getattr(model, "section", "") or name
         try:
@@ -123,6 +128,12 @@ def create_app(
     for settings in config.plugin_settings.values():
         redactor.add(*_secrets_of(settings))
     metrics = Metrics()
+    web_settings = config.plugin_settings.get(WebAccessSettings)
+    access = WebAccess(
+        web_settings if isinstance(web_settings, WebAccessSettings) else WebAccessSettings(),
+        core,
+        metrics.registry,
+    )
     gateway = Gateway(
         core,
         config.pm,
@@ -131,6 +142,7 @@ def create_app(
         __version__,
         observe_reply=metrics.observe_reply,
         observe_delivery=metrics.observe_delivery,
+        access=access,
     )
 
     plugin_middlewares = [
@@ -172,6 +184,8 @@ def create_app(
         await gateway._durable.close()
 
     async def running(app: web.Application) -> AsyncIterator[None]:
+        for warning in access.keys.startup_warnings():
+            logger.warning(warning)
         await gateway._start()
         logger.info(
             "eneca-bot {} serving with plugins: {}", __version__, ", ".join(gateway.plugin_names)

@@ -1,27 +1,26 @@
 """Settings of the HTTP API channel (env names without a prefix, TOML section ``http_api``).
 
-API keys, their header and the body-size limit are core settings (``API_KEYS``,
-``API_KEY_HEADER``, ``MAX_BODY_BYTES``): the admin endpoints of other channels use them too.
+Keys, their header, public origins (CORS) and the body-size limit are core settings
+(``API_KEYS``, ``ADMIN_KEYS``, ``PUBLIC_KEYS``, ``PUBLIC_ORIGINS``, ``API_KEY_HEADER``,
+``MAX_BODY_BYTES``): the admin endpoints of other channels use them too.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from core import CommaList, PluginSettings, split_commas
+from core import PluginSettings
 
 
 class HttpApiSettings(PluginSettings):
-    """``CORS_ORIGINS``, ``MAX_MESSAGE_CHARS``, ``DEBUG_ENDPOINT``, ``SERVE_EXAMPLES``..."""
+    """``MAX_MESSAGE_CHARS``, ``DEBUG_ENDPOINT``, ``SERVE_EXAMPLES``..."""
 
     section: ClassVar[str] = "http_api"
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_prefix="")
 
-    #: Browser origins allowed to call the API (``https://app.example.com``); ``*`` = any.
-    cors_origins: CommaList = Field(default_factory=list)
     #: Longest accepted ``message`` (characters); longer ones get 413.
     max_message_chars: int = Field(16_000, ge=1)
     #: Register ``POST /api/debug`` (echoes requests; needs an API key).
@@ -34,13 +33,3 @@ class HttpApiSettings(PluginSettings):
     idempotency_ttl_s: float = Field(3600.0, gt=0)
     #: Most idempotency keys remembered at once (oldest dropped first).
     idempotency_max_keys: int = Field(10_000, ge=1)
-
-    @field_validator("cors_origins", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        return split_commas(value)
-
-    @field_validator("cors_origins")
-    @classmethod
-    def _no_trailing_slash(cls, value: list[str]) -> list[str]:
-        return [origin.rstrip("/") for origin in value]
