@@ -204,6 +204,14 @@
     return { code, text: message || TEXT.failed };
   };
   const forgetVisitor = () => { state = {}; save(state); };
+  // A request the browser refused to show us: the gateway is down, or it answered but not
+  // to this page (CORS: the page's origin is not in PUBLIC_ORIGINS). An opaque request
+  // tells the two apart without reading anything.
+  const unreachable = async () => {
+    const up = await fetch(`${base}/health`, { mode: "no-cors", cache: "no-store" })
+      .then(() => true, () => false);
+    return up ? TEXT.origin : TEXT.down;
+  };
 
   let loaded = false;
   const restore = async () => {
@@ -221,7 +229,7 @@
         if (turn.role === "user" || turn.role === "assistant") bubble(turn.role, turn.content);
       }
     } catch {
-      showError(TEXT.down, restore);
+      showError(await unreachable(), restore);
     }
   };
 
@@ -284,11 +292,10 @@
         const { value, done } = await reader.read();
         if (done) break;
         buffer += decoder.decode(value, { stream: true });
-        let cut;
-        while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          const block = buffer.slice(0, cut);
-          buffer = buffer.slice(cut + 2);
-          const data = block.split("\n").filter((line) => line.startsWith("data:"))
+        const blocks = buffer.split(/\r\n\r\n|\n\n|\r\r/);  // SSE events end with a blank line
+        buffer = blocks.pop();
+        for (const block of blocks) {
+          const data = block.split(/\r\n|\r|\n/).filter((line) => line.startsWith("data:"))
             .map((line) => line.slice(5).replace(/^ /, "")).join("\n");
           if (data) { try { handle(JSON.parse(data)); } catch { /* not an event */ } }
         }
@@ -302,7 +309,8 @@
     } catch {
       if (reply) { reply.dataset.state = "error"; reply.removeAttribute("aria-busy"); }
       userBubble.dataset.state = "error";
-      showError(TEXT.down, () => { userBubble.remove(); if (reply) reply.remove(); send(text); });
+      const problem = reply ? TEXT.failed : await unreachable();
+      showError(problem, () => { userBubble.remove(); if (reply) reply.remove(); send(text); });
     } finally {
       sending = false;
       sendButton.disabled = false;
