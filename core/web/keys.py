@@ -16,6 +16,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -62,6 +63,17 @@ def presented_key(request: web.Request, header: str) -> str | None:
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     return None
+
+
+def page_origin(request: web.Request) -> str:
+    """The origin of the page making the request: ``Origin``, or for a same-origin GET
+    (browsers send no ``Origin`` then) the origin of ``Referer``; "" when neither."""
+    origin = request.headers.get("Origin")
+    if not origin or origin == "null":
+        referer = request.headers.get("Referer", "")
+        parts = urlsplit(referer)
+        origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+    return origin.rstrip("/").lower()
 
 
 def key_id(key: str) -> str:
@@ -139,7 +151,7 @@ class KeyRing:
             raise ApiError(403, "invalid_api_key", "the key is not valid")
         origin = None
         if kind is Kind.PUBLIC:
-            origin = (request.headers.get("Origin") or "").rstrip("/").lower()
+            origin = page_origin(request)
             if origin not in self.public_origins:
                 raise ApiError(
                     403,
