@@ -18,6 +18,7 @@ from plugins.http_api.service import CHANNEL, ChatService
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_THREAD_CHARS = 256
+MAX_OFFSET = 10_000_000
 
 
 def thread_of(request: web.Request) -> str:
@@ -42,8 +43,10 @@ def limit_of(request: web.Request) -> int:
 
 def offset_of(request: web.Request) -> int:
     raw = request.query.get("offset", "0")
-    if not raw.isdigit() or int(raw) > 10_000_000:
-        raise ApiError(422, "validation_error", "offset: must be a whole number from 0")
+    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_OFFSET:
+        raise ApiError(
+            422, "validation_error", f"offset: must be a whole number from 0 to {MAX_OFFSET}"
+        )
     return int(raw)
 
 
@@ -77,7 +80,10 @@ class ThreadRoutes:
                 f"at most N threads (1-{MAX_LIMIT}, default {DEFAULT_LIMIT})",
                 {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
             ),
-            "offset": ("skip the first N", {"type": "integer", "minimum": 0}),
+            "offset": (
+                f"skip the first N (0-{MAX_OFFSET})",
+                {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+            ),
         },
     )
     async def list_threads(self, request: web.Request) -> web.Response:

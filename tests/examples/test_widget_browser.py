@@ -221,3 +221,18 @@ async def test_on_a_phone_the_panel_fills_the_screen(
     shot = tmp_path / "widget-390x844.png"
     await page.screenshot(path=str(shot))
     assert shot.stat().st_size > 5000
+
+
+async def test_a_gateway_that_is_down_is_explained_and_retry_works_once_it_is_back(
+    eneca_app: Any, chromium: Browser, site: PageServer
+) -> None:
+    gateway = await start(eneca_app, site, ScriptedAgent())
+    page = await chromium.new_page()
+    await open_widget(page, site.url("/"))
+    await page.route(f"{gateway}/**", lambda route: route.abort())  # the gateway is gone
+    await send(page, "are you there?")
+    await expect(page.get_by_test_id("error")).to_contain_text("cannot be reached")
+    await page.unroute(f"{gateway}/**")
+    await page.get_by_test_id("retry").click()
+    await expect(bubbles(page, "assistant").last).to_have_text("echo: are you there?")
+    await expect(page.get_by_test_id("error")).to_be_hidden()
