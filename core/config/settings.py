@@ -112,7 +112,8 @@ class CoreSettings(PluginSettings):
     log_rotation: str = "10 MB"
     #: How long rotated logs are kept.
     log_retention: str = "14 days"
-    #: Keys for the HTTP API and the admin endpoints of every channel.
+    #: Server-to-server keys (n8n, back ends): chat, stream, ``/api/n8n/chat`` and the HTTP
+    #: channel's threads; admin routes need ``ADMIN_KEYS``.
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     #: Header carrying the key (``Authorization: Bearer <key>`` works too).
     api_key_header: str = "X-API-Key"
