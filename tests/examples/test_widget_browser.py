@@ -221,6 +221,12 @@ async def test_on_a_phone_the_panel_fills_the_screen(
     shot = tmp_path / "widget-390x844.png"
     await page.screenshot(path=str(shot))
     assert shot.stat().st_size > 5000
+    light = await page.get_by_test_id("panel").evaluate("e => getComputedStyle(e).backgroundColor")
+
+    dark = await (await chromium.new_context(color_scheme="dark")).new_page()
+    await open_widget(dark, site.url("/"))
+    night = await dark.get_by_test_id("panel").evaluate("e => getComputedStyle(e).backgroundColor")
+    assert (light, night) == ("rgb(255, 255, 255)", "rgb(17, 24, 39)")
 
 
 async def test_a_gateway_that_is_down_is_explained_and_retry_works_once_it_is_back(
