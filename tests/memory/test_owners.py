@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from core.memory import InMemoryConversationStore
-from core.store import OwnsConversations, Turn
+from core import OwnsConversations, Turn
+from core.engine.memory import InMemoryConversationStore
 from plugins.memory_sqlite.schema import MIGRATIONS
 from plugins.memory_sqlite.store import SqliteConversationStore
 

@@ -16,7 +16,7 @@ import re
 import uuid
 from typing import Any
 
-from core.store import Turn
+from core import Turn
 from core.testing import ScriptedAgent, gateway_of
 
 SITE = "https://shop.example.com"
