@@ -30,9 +30,7 @@ class WebAccess:
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.settings = settings
-        _refuse_shared_keys(
-            settings.admin_key_values(), core.api_key_values(), settings.public_key_values()
-        )
+        refuse_shared_keys(settings, core)
         self.keys = KeyRing(
             admin=settings.admin_key_values(),
             api=core.api_key_values(),
@@ -99,10 +97,14 @@ class WebAccess:
         return self.tokens.issue()
 
 
-def _refuse_shared_keys(admin: list[str], api: list[str], public: list[str]) -> None:
+def refuse_shared_keys(settings: WebAccessSettings, core: CoreSettings) -> None:
     """One key in two lists would carry the wider kind's rights (a public key that opens
-    admin routes): refuse to start."""
-    kinds = (("ADMIN_KEYS", set(admin)), ("API_KEYS", set(api)), ("PUBLIC_KEYS", set(public)))
+    admin routes): a :class:`ConfigError`, so start-up (and ``eneca-bot check``) stops."""
+    kinds = (
+        ("ADMIN_KEYS", set(settings.admin_key_values())),
+        ("API_KEYS", set(core.api_key_values())),
+        ("PUBLIC_KEYS", set(settings.public_key_values())),
+    )
     for n, (name, keys) in enumerate(kinds):
         for other, others in kinds[n + 1 :]:
             if keys & others:

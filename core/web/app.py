@@ -27,7 +27,7 @@ from core.contract.errors import ConfigError, PluginError
 from core.gateway import Gateway
 from core.logs import Redactor, add_file_sink
 from core.plugins import call_each_sync, create_plugin_manager
-from core.web.access import WebAccess
+from core.web.access import WebAccess, refuse_shared_keys
 from core.web.http import APP_TAG, GATEWAY, request_context
 from core.web.metrics import METRICS, Metrics
 from core.web.routes import core_routes
@@ -67,9 +67,9 @@ def load_config(
     core = build_settings(CoreSettings, document, dotenv, overrides.get("core"))
     pm = create_plugin_manager(core.plugins, plugins)
     plugin_settings: dict[type[BaseSettings], BaseSettings] = {CoreSettings: core}
-    plugin_settings[WebAccessSettings] = build_settings(
-        WebAccessSettings, document, dotenv, overrides.get("core")
-    )
+    web_access = build_settings(WebAccessSettings, document, dotenv, overrides.get("core"))
+    refuse_shared_keys(web_access, core)
+    plugin_settings[WebAccessSettings] = web_access
     for name, model in call_each_sync(pm, "settings_model"):
         section = getattr(model, "section", "") or name
         try:
