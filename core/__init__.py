@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "ToolResult": "core.contract.agent",
     "ConversationStore": "core.contract.store",
     "AppendsWithHistory": "core.contract.store",
+    "OwnsConversations": "core.contract.store",
     "ConversationInfo": "core.contract.store",
     "Role": "core.contract.store",
     "Turn": "core.contract.store",
@@ -70,6 +71,11 @@ _EXPORTS: dict[str, str] = {
     "read_model": "core.web.http",
     "validate": "core.web.http",
     "presented_key": "core.web.auth",
+    "Caller": "core.web.keys",
+    "KeyKind": "core.web.keys",
+    "Visitor": "core.web.visitors",
+    "VISITOR_HEADER": "core.web.access",
+    "Ownership": "core.web.owners",
     "require_api_key": "core.web.auth",
     "client_ip": "core.web.client",
     "endpoint": "core.web.openapi",
@@ -85,12 +91,14 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "NOT_BLANK",
     "REQUEST_ID",
+    "VISITOR_HEADER",
     "Agent",
     "AgentRequest",
     "ApiError",
     "AppendsWithHistory",
     "BusClosedError",
     "BusFullError",
+    "Caller",
     "Check",
     "Chunk",
     "ChunkSink",
@@ -106,7 +114,10 @@ __all__ = [
     "ErrorResponse",
     "Gateway",
     "GroupCommit",
+    "KeyKind",
     "Message",
+    "Ownership",
+    "OwnsConversations",
     "Passage",
     "PluginError",
     "PluginSettings",
@@ -120,6 +131,7 @@ __all__ = [
     "Tool",
     "ToolResult",
     "Turn",
+    "Visitor",
     "__version__",
     "api_error",
     "bind_conversation",
@@ -173,6 +185,7 @@ if TYPE_CHECKING:  # for type checkers and editors; nothing is imported at run t
         AppendsWithHistory,
         ConversationInfo,
         ConversationStore,
+        OwnsConversations,
         Role,
         Turn,
     )
@@ -182,6 +195,7 @@ if TYPE_CHECKING:  # for type checkers and editors; nothing is imported at run t
     from core.gateway import Gateway
     from core.jsonenc import dumps
     from core.plugins import hookimpl
+    from core.web.access import VISITOR_HEADER
     from core.web.auth import presented_key, require_api_key
     from core.web.client import client_ip
     from core.web.errors import ApiError, api_error
@@ -195,4 +209,7 @@ if TYPE_CHECKING:  # for type checkers and editors; nothing is imported at run t
         read_model,
         validate,
     )
+    from core.web.keys import Caller, KeyKind
     from core.web.openapi import NOT_BLANK, ErrorDetail, ErrorResponse, endpoint
+    from core.web.owners import Ownership
+    from core.web.visitors import Visitor

@@ -9,7 +9,7 @@ import functools
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 from loguru import logger
@@ -34,6 +34,9 @@ from core.engine.ratelimit import RateLimiter
 from core.logs import Redactor
 from core.plugins import call_hook
 
+if TYPE_CHECKING:  # the web room builds it; the façade only hands it on
+    from core.web.access import WebAccess
+
 S = TypeVar("S", bound=BaseSettings)
 
 
@@ -50,6 +53,7 @@ class Gateway:
         *,
         observe_reply: ObserveReply | None = None,
         observe_delivery: Callable[[str, str], None] | None = None,
+        access: WebAccess | None = None,
     ) -> None:
         #: The gateway's own settings (``CoreSettings``).
         self.settings = settings
@@ -84,6 +88,7 @@ class Gateway:
         self._rate_limiter = RateLimiter(limit) if limit else None
         self._tasks: list[asyncio.Task[None]] = []
         self._running = False
+        self._access = access
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -92,6 +97,13 @@ class Gateway:
         if settings_cls not in self._plugin_settings:
             raise LookupError(f"{settings_cls.__name__} was not declared by settings_model")
         return self._plugin_settings[settings_cls]  # type: ignore[return-value]
+
+    @property
+    def access(self) -> WebAccess:
+        """Who may call the HTTP API: keys and their kinds, visitor tokens, thread owners,
+        the public-traffic limits (``core.web.access``)."""
+        assert self._access is not None, "this gateway was built without the web room"
+        return self._access
 
     @property
     def plugin_names(self) -> list[str]:

@@ -118,7 +118,8 @@ class CoreSettings(PluginSettings):
     log_rotation: str = "10 MB"
     #: How long rotated logs are kept.
     log_retention: str = "14 days"
-    #: Keys for the HTTP API and the admin endpoints of every channel.
+    #: Server-to-server keys (n8n, back ends): chat, stream, ``/api/n8n/chat`` and the HTTP
+    #: channel's threads; admin routes need ``ADMIN_KEYS``.
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     #: Header carrying the key (``Authorization: Bearer <key>`` works too).
     api_key_header: str = "X-API-Key"
@@ -201,6 +202,9 @@ def describe_validation_error(
     where = where or (lambda field_name: env_name(settings_cls, field_name))
     lines = []
     for error in exc.errors():
+        if not error["loc"]:  # a rule over several keys: its message names them
+            lines.append(str(error["msg"]).removeprefix("Value error, "))
+            continue
         field_name = str(error["loc"][0]) if error["loc"] else "?"
         given = error.get("input")
         shown = "" if isinstance(given, dict) else f" (got {given!r})"

@@ -9,7 +9,7 @@ installed but not enabled is accepted, with a note: enabling the plugin makes it
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,20 +33,25 @@ def _hint(name: str, known: Iterable[str], shown: str = "`{}`") -> str:
     return f"; did you mean {shown.format(close[0])}?" if close else ""
 
 
-def _fields(model: type[BaseSettings]) -> set[str]:
-    return set(model.model_fields)
+#: The settings classes that read one section (the core section is read by several).
+Readers = type[BaseSettings] | Sequence[type[BaseSettings]]
+
+
+def _fields(readers: Readers) -> set[str]:
+    models = readers if isinstance(readers, Sequence) else [readers]
+    return {name for model in models for name in model.model_fields}
 
 
 def check_document(
     document: Mapping[str, Any],
     path: Path,
-    sections: Mapping[str, type[BaseSettings]],
+    sections: Mapping[str, Readers],
     installed: Iterable[str] = (),
 ) -> DocumentReport:
     """Compare the parsed TOML ``document`` of ``path`` with the settings that read it.
 
-    ``sections`` maps each section of a running plugin (and ``core``) to its settings
-    class; ``installed`` names the plugins that are installed, enabled or not.
+    ``sections`` maps each section of a running plugin (and ``core``) to the settings
+    class (or classes) that read it; ``installed`` names the plugins that are installed, enabled or not.
     """
     report = DocumentReport()
     core_keys = _fields(sections[CORE_SECTION]) if CORE_SECTION in sections else set()
@@ -66,7 +71,7 @@ def _check_section(
     name: str,
     values: Mapping[str, Any],
     path: Path,
-    sections: Mapping[str, type[BaseSettings]],
+    sections: Mapping[str, Readers],
     idle: set[str],
     report: DocumentReport,
 ) -> None:

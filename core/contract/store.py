@@ -97,3 +97,30 @@ class AppendsWithHistory(Protocol):
         """``append(conversation_id, turn)`` then ``history(conversation_id, limit,
         max_chars)``, with the same results: the turn is stored (committed, for a
         persistent store) before this returns, and the history includes it."""
+
+
+@runtime_checkable
+class OwnsConversations(Protocol):
+    """Optional part of a :class:`ConversationStore`: which visitor owns a conversation.
+
+    The HTTP API binds a web visitor's threads to it, so another visitor cannot read or
+    write them. Kept in the store because it must survive restarts and be shared by every
+    node of a cluster. ``clear``, ``clear_channel`` and purges drop the owner with the
+    conversation.
+    """
+
+    async def claim(self, conversation_id: str, owner: str) -> bool:
+        """Atomically bind a conversation with no owner and no turns to ``owner``.
+
+        True when the conversation is now (or already was) ``owner``'s; False when it has
+        another owner, or already has turns without one (it belongs to someone else).
+        """
+
+    async def owner(self, conversation_id: str) -> str | None:
+        """The owner of a conversation, or None."""
+
+    async def list_owned(
+        self, owner: str, limit: int = 100, offset: int = 0
+    ) -> Sequence[ConversationInfo]:
+        """``owner``'s conversations, most recently active first; one claimed but still
+        empty is listed with no turns, its ``last_activity`` the time it was claimed."""

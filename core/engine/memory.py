@@ -20,6 +20,7 @@ class InMemoryConversationStore:
         )
         self._channel: dict[str, str] = {}
         self._last: dict[str, float] = {}
+        self._owners: dict[str, tuple[str, float]] = {}
 
     async def append(self, conversation_id: str, turn: Turn) -> None:
         turns = self._turns[conversation_id]
@@ -59,6 +60,7 @@ class InMemoryConversationStore:
         return turns
 
     async def clear(self, conversation_id: str) -> int:
+        self._owners.pop(conversation_id, None)
         self._channel.pop(conversation_id, None)
         self._last.pop(conversation_id, None)
         return len(self._turns.pop(conversation_id, ()))
@@ -92,3 +94,34 @@ class InMemoryConversationStore:
 
     async def ping(self) -> bool:
         return True
+
+    # -- core.store.OwnsConversations -------------------------------------------------------
+
+    async def claim(self, conversation_id: str, owner: str) -> bool:
+        current = self._owners.get(conversation_id)
+        if current is not None:
+            return current[0] == owner
+        if self._turns.get(conversation_id):
+            return False
+        self._owners[conversation_id] = (owner, time.time())
+        return True
+
+    async def owner(self, conversation_id: str) -> str | None:
+        current = self._owners.get(conversation_id)
+        return None if current is None else current[0]
+
+    async def list_owned(
+        self, owner: str, limit: int = 100, offset: int = 0
+    ) -> Sequence[ConversationInfo]:
+        infos = [
+            ConversationInfo(
+                cid,
+                self._channel.get(cid, ""),
+                len(self._turns.get(cid, ())),
+                self._last.get(cid, claimed_at),
+            )
+            for cid, (who, claimed_at) in self._owners.items()
+            if who == owner
+        ]
+        infos.sort(key=lambda info: info.last_activity, reverse=True)
+        return infos[offset : offset + limit]

@@ -34,9 +34,11 @@ from core.contract.errors import ConfigError, PluginError
 from core.gateway import Gateway
 from core.logs import Redactor, add_file_sink
 from core.plugins import call_each_sync, create_plugin_manager, discover
+from core.web.access import WebAccess, refuse_shared_keys
 from core.web.http import APP_TAG, GATEWAY, request_context
 from core.web.metrics import METRICS, Metrics
 from core.web.routes import core_routes
+from core.web.settings import WebAccessSettings
 
 Overrides = Mapping[str, Mapping[str, Any]]
 
@@ -78,11 +80,17 @@ def load_config(
     models = {name: model for name, model in call_each_sync(pm, "settings_model")}
     sections = {getattr(m, "section", "") or name: m for name, m in models.items()}
     report = check_document(
-        document, path, {"core": CoreSettings, **sections}, [*discover(), *sections]
+        document,
+        path,
+        {"core": (CoreSettings, WebAccessSettings), **sections},
+        [*discover(), *sections],
     )
     if report.errors:
         raise ConfigError("\n".join(report.errors))
     plugin_settings: dict[type[BaseSettings], BaseSettings] = {CoreSettings: core}
+    web_access = build_settings(WebAccessSettings, document, dotenv, overrides.get("core"), path)
+    refuse_shared_keys(web_access, core)
+    plugin_settings[WebAccessSettings] = web_access
     for name, model in models.items():
         section = getattr(model, "section", "") or name
         try:
@@ -150,6 +158,12 @@ def create_app(
     for settings in config.plugin_settings.values():
         redactor.add(*_secrets_of(settings))
     metrics = Metrics()
+    web_settings = config.plugin_settings.get(WebAccessSettings)
+    access = WebAccess(
+        web_settings if isinstance(web_settings, WebAccessSettings) else WebAccessSettings(),
+        core,
+        metrics.registry,
+    )
     gateway = Gateway(
         core,
         config.pm,
@@ -158,6 +172,7 @@ def create_app(
         __version__,
         observe_reply=metrics.observe_reply,
         observe_delivery=metrics.observe_delivery,
+        access=access,
     )
 
     plugin_middlewares = [
@@ -203,6 +218,8 @@ def create_app(
         await gateway._durable.close()
 
     async def running(app: web.Application) -> AsyncIterator[None]:
+        for warning in access.keys.startup_warnings():
+            logger.warning(warning)
         await gateway._start()
         logger.info(
             "eneca-bot {} serving with plugins: {}", __version__, ", ".join(gateway.plugin_names)

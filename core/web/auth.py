@@ -1,7 +1,7 @@
 """API keys: ``X-API-Key`` (name configurable) or ``Authorization: Bearer``.
 
-Keys are compared in constant time, and every configured key is compared, so the time
-taken says nothing about which key was close.
+The kinds of key and what each may call live in :mod:`core.web.keys`; this module keeps
+the entry point channels (TalkMe's admin routes, ``/metrics``) call.
 """
 
 from __future__ import annotations
@@ -11,18 +11,10 @@ import hmac
 from aiohttp import web
 
 from core.config.settings import CoreSettings
-from core.web.errors import ApiError
+from core.web.http import GATEWAY
+from core.web.keys import Caller, presented_key
 
-
-def presented_key(request: web.Request, header: str) -> str | None:
-    value = request.headers.get(header)
-    if value:
-        return value.strip()
-    authorization = request.headers.get("Authorization", "")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return None
+__all__ = ["key_matches", "presented_key", "require_api_key"]
 
 
 def key_matches(presented: str, keys: list[str]) -> bool:
@@ -33,23 +25,11 @@ def key_matches(presented: str, keys: list[str]) -> bool:
     return matched
 
 
-def require_api_key(request: web.Request, settings: CoreSettings, *, admin: bool = False) -> None:
-    """Raise 401 (no key) or 403 (wrong key). With no keys configured the API is open,
-    but ``admin`` endpoints are refused: they always need a key."""
-    keys = settings.api_key_values()
-    if not keys:
-        if admin:
-            raise ApiError(
-                403, "admin_disabled", "admin endpoints need a key: set API_KEYS to enable them"
-            )
-        return
-    presented = presented_key(request, settings.api_key_header)
-    if presented is None:
-        raise ApiError(
-            401,
-            "missing_api_key",
-            f"send an API key in {settings.api_key_header} or Authorization: Bearer",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    if not key_matches(presented, keys):
-        raise ApiError(403, "invalid_api_key", "the API key is not valid")
+def require_api_key(
+    request: web.Request, settings: CoreSettings | None = None, *, admin: bool = False
+) -> Caller:
+    """Raise 401 (no key) or 403 (wrong key, wrong kind, a public key off its origins);
+    ``admin`` routes take only ``ADMIN_KEYS`` and are closed when none is set. Returns
+    who is calling."""
+    access = request.app[GATEWAY].access
+    return access.require_admin(request) if admin else access.require(request)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 from aiohttp import web
@@ -12,9 +11,11 @@ from loguru import logger
 
 from core import (
     REQUEST_ID,
+    VISITOR_HEADER,
     ErrorResponse,
     Message,
     ReplyHandle,
+    Visitor,
     api_error,
     bind_conversation,
     dumps,
@@ -36,11 +37,15 @@ class ChatRoutes:
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/api/chat", self.chat), web.post("/api/chat/stream", self.stream)]
 
-    async def _read(self, request: web.Request) -> ChatRequest:
-        self._service.authorize(request)
+    async def _read(self, request: web.Request) -> tuple[ChatRequest, str, Visitor | None]:
+        """The validated body, its thread and, for a public key, the visitor."""
+        service = self._service
+        caller = service.authorize(request)
         body = validate(ChatRequest, await read_json(request))
-        self._service.check_length(body.message, "message")
-        return body
+        visitor = service.admit(request, caller, body.message, "message")
+        owner = visitor.owner if visitor is not None else None
+        thread = await service.writable_thread(caller, owner, body.thread_id or body.chat_id)
+        return body, thread, visitor
 
     @staticmethod
     def _message(body: ChatRequest, thread: str, *, stream: bool = False) -> Message:
@@ -66,9 +71,8 @@ class ChatRoutes:
         ),
     )
     async def chat(self, request: web.Request) -> web.Response:
-        body = await self._read(request)
+        body, thread, visitor = await self._read(request)
         given = body.thread_id or body.chat_id
-        thread = given or uuid.uuid4().hex
 
         with bind_conversation(request, thread):
 
@@ -82,11 +86,16 @@ class ChatRoutes:
                     "success": reply.success,
                     "error": error_detail(reply),
                 }
+                if visitor is not None:
+                    answer["visitor_token"] = visitor.token
                 return answer, reply.success
 
-            return await self._service.respond_once(
+            response = await self._service.respond_once(
                 request, "chat", given or "", (body.message, body.user_id), produce
             )
+            if visitor is not None:
+                response.headers[VISITOR_HEADER] = visitor.token
+            return response
 
     @endpoint(
         "Send a message and stream the reply as Server-Sent Events",
@@ -102,12 +111,14 @@ class ChatRoutes:
         ),
     )
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        body = await self._read(request)
-        thread = body.thread_id or body.chat_id or uuid.uuid4().hex
+        body, thread, visitor = await self._read(request)
         with bind_conversation(request, thread):
             handle = await self._service.publish(self._message(body, thread, stream=True))
+            headers = dict(request.get(CORS_HEADERS) or {})
+            if visitor is not None:
+                headers[VISITOR_HEADER] = visitor.token
             response = EventSourceResponse(
-                headers=request.get(CORS_HEADERS),
+                headers=headers,
                 ping_interval=self._service.settings.stream_ping_s,
                 allow_all_methods=True,
             )
@@ -115,16 +126,15 @@ class ChatRoutes:
             try:
                 await response.prepare(request)
                 watcher = asyncio.create_task(_cancel_when_gone(response, handle))
-                await response.send(
-                    dumps(
-                        {
-                            "type": "metadata",
-                            "thread_id": thread,
-                            "user_id": body.user_id,
-                            "chat_id": body.chat_id,
-                        }
-                    )
-                )
+                metadata = {
+                    "type": "metadata",
+                    "thread_id": thread,
+                    "user_id": body.user_id,
+                    "chat_id": body.chat_id,
+                }
+                if visitor is not None:
+                    metadata["visitor_token"] = visitor.token
+                await response.send(dumps(metadata))
                 async for delta in handle.chunks():
                     await response.send(dumps({"type": "chunk", "content": delta}))
                 final = await _final_event(handle, thread, request.get(REQUEST_ID, ""))

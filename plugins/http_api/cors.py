@@ -1,4 +1,5 @@
-"""CORS for browser front ends: ``CORS_ORIGINS`` (comma list, ``*`` for any origin).
+"""CORS for the web pages that embed the chat: the origins in ``PUBLIC_ORIGINS`` only (a
+browser page may hold only a public key; server-to-server callers need no CORS).
 
 Preflights are answered here; other responses get the headers added, also errors and
 streamed responses (the stream handler reads them from the request before it starts).
@@ -17,7 +18,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS"
-EXPOSED_HEADERS = "X-Request-ID, Retry-After, Idempotent-Replayed"
+EXPOSED_HEADERS = "X-Request-ID, Retry-After, Idempotent-Replayed, X-Visitor-Token"
 MAX_AGE_S = "600"
 
 
@@ -27,7 +28,14 @@ def cors_middleware(origins: Iterable[str], api_key_header: str) -> Middleware:
     allowed = [origin for origin in origins if origin]
     any_origin = "*" in allowed
     allow_headers = ", ".join(
-        ["Content-Type", "Authorization", api_key_header, "Idempotency-Key", "X-Request-ID"]
+        [
+            "Content-Type",
+            "Authorization",
+            api_key_header,
+            "Idempotency-Key",
+            "X-Request-ID",
+            "X-Visitor-Token",
+        ]
     )
 
     def headers_for(origin: str) -> dict[str, str]:
@@ -57,7 +65,7 @@ def cors_middleware(origins: Iterable[str], api_key_header: str) -> Middleware:
         if headers is None:
             if is_preflight:
                 raise ApiError(
-                    403, "cors_origin_not_allowed", f"origin {origin} is not in CORS_ORIGINS"
+                    403, "cors_origin_not_allowed", f"origin {origin} is not in PUBLIC_ORIGINS"
                 )
             return await handler(request)
         if is_preflight:

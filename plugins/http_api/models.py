@@ -66,6 +66,10 @@ class ChatResponse(BaseModel):
     chat_id: str | None
     success: bool
     error: ErrorDetail | None
+    visitor_token: str | None = Field(
+        None,
+        description="With a public key: who this visitor is; send it back in X-Visitor-Token.",
+    )
 
 
 class StreamEvent(BaseModel):
@@ -76,6 +80,7 @@ class StreamEvent(BaseModel):
     thread_id: str | None = None
     user_id: str | None = None
     chat_id: str | None = None
+    visitor_token: str | None = Field(None, description="metadata, with a public key.")
     content: str | None = Field(None, description="chunk: the next piece of text.")
     response: str | None = Field(None, description="done: the whole reply.")
     usage: dict[str, int] | None = Field(None, description="done: token counts, if known.")
@@ -109,6 +114,22 @@ class ThreadMessages(BaseModel):
     success: bool = True
     thread_id: str
     messages: list[StoredMessage]
+
+
+class ThreadInfo(BaseModel):
+    thread_id: str
+    channel: str
+    turns: int
+    last_activity: float = Field(description="Unix time in seconds.")
+
+
+class ThreadList(BaseModel):
+    """The caller's threads, most recently active first."""
+
+    success: bool = True
+    threads: list[ThreadInfo]
+    limit: int
+    offset: int
 
 
 class ThreadCleared(BaseModel):

@@ -8,6 +8,8 @@ and takes a message whose ``id`` contains ``HumanMessage`` for the user's.
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from core import (
@@ -22,11 +24,32 @@ from core import (
 )
 from plugins.http_api.idempotency import Produced
 from plugins.http_api.models import N8nChatRequest, N8nChatRequestDoc, N8nChatResponse
-from plugins.http_api.service import CHANNEL, ChatService
+from plugins.http_api.n8n_stream import stream_reply, wants_stream
+from plugins.http_api.service import (
+    CHANNEL,
+    CORS_HEADERS,
+    ChatService,
+    session_owner,
+    thread_not_found,
+)
 
 HISTORY_LIMIT = 1000
 _HUMAN = ["langchain_core", "messages", "HumanMessage"]
 _AI = ["langchain_core", "messages", "AIMessage"]
+#: With a public key the session id is the visitor's only proof: it must look random
+#: (the widget makes a UUID v4).
+_SESSION = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
+MIN_DISTINCT_CHARS = 10
+
+
+def check_session_id(session: str) -> None:
+    if not _SESSION.match(session) or len(set(session)) < MIN_DISTINCT_CHARS:
+        raise ApiError(
+            422,
+            "weak_session_id",
+            "sessionId: with a public key it must be random, like the widget's own (16 to "
+            f"256 letters, digits, '-' or '_', at least {MIN_DISTINCT_CHARS} different ones)",
+        )
 
 
 class N8nChatRoutes:
@@ -42,31 +65,58 @@ class N8nChatRoutes:
         responses={200: N8nChatResponse, 503: ErrorResponse},
         tags=("n8n",),
         description=(
-            '`sendMessage` answers `{"output": reply}`; `loadPreviousSession` answers the '
-            'stored history as `{"data": [...]}` in n8n\'s chat-memory format. '
-            "`sessionId` is the thread."
+            '`sendMessage` answers `{"output": reply}`, or with `Accept: text/plain` (the '
+            "widget's `enableStreaming`) streams newline-delimited JSON chunks `begin`, "
+            "`item`..., `end` (or `error`) as the model writes; `loadPreviousSession` answers "
+            'the stored history as `{"data": [...]}` in n8n\'s chat-memory format. '
+            "`sessionId` is the thread; with a public key it binds the visitor and must be "
+            "random (422 `weak_session_id`)."
         ),
     )
-    async def chat(self, request: web.Request) -> web.Response:
+    async def chat(self, request: web.Request) -> web.StreamResponse:
         service = self._service
-        service.authorize(request)
+        caller = service.authorize(request)
         body = validate(N8nChatRequest, await read_json(request))
-        with bind_conversation(request, body.sessionId):
+        session = body.sessionId
+        owner = None
+        if caller.public:
+            check_session_id(session)
+            owner = session_owner(session)
+        with bind_conversation(request, session):
             if body.action == "loadPreviousSession":
-                return json_response(await self._history(body.sessionId))
+                if caller.public and await service.ownership.owner(session) != owner:
+                    if await service.gateway.store.history(session, limit=1):
+                        raise thread_not_found()
+                    return json_response({"data": []})
+                await service.readable_thread(caller, owner, session)
+                return json_response(await self._history(session))
             text = body.chatInput
             if text is None or not text.strip():
                 raise ApiError(
                     422, "validation_error", "chatInput: a non-empty text is required to send"
                 )
-            service.check_length(text, "chatInput")
-            message = Message(body.sessionId, CHANNEL, text, metadata=body.metadata or {})
+            if caller.public:
+                assert owner is not None
+                service.check_public(request, caller, owner, text)
+            else:
+                service.check_length(text, "chatInput")
+            await service.writable_thread(caller, owner, session)
+            message = Message(
+                session,
+                CHANNEL,
+                text,
+                metadata=body.metadata or {},
+                stream=wants_stream(request),
+            )
+            if message.stream:
+                handle = await service.publish(message)
+                return await stream_reply(request, handle, dict(request.get(CORS_HEADERS) or {}))
 
             async def produce() -> Produced:
                 reply = await service.ask(message)
                 return {"output": reply.text}, reply.success
 
-            return await service.respond_once(request, "n8n", body.sessionId, (text,), produce)
+            return await service.respond_once(request, "n8n", session, (text,), produce)
 
     async def _history(self, session: str) -> dict[str, object]:
         turns = await self._service.gateway.store.history(session, limit=HISTORY_LIMIT)

@@ -16,8 +16,9 @@ from plugins.http_api.debug import DebugRoutes
 from plugins.http_api.examples import DEFAULT_EXAMPLES_DIR, ExampleRoutes
 from plugins.http_api.n8n import N8nChatRoutes
 from plugins.http_api.service import ChatService
-from plugins.http_api.settings import HttpApiSettings, is_loopback
+from plugins.http_api.settings import HttpApiSettings
 from plugins.http_api.threads import ThreadRoutes
+from plugins.http_api.widget import WidgetRoutes
 
 
 class HttpApiPlugin:
@@ -43,6 +44,7 @@ class HttpApiPlugin:
             *ChatRoutes(service).routes(),
             *ThreadRoutes(service).routes(),
             *N8nChatRoutes(service).routes(),
+            *WidgetRoutes().routes(),
         ]
         if service.settings.debug_endpoint:
             routes += DebugRoutes(service).routes()
@@ -52,7 +54,7 @@ class HttpApiPlugin:
 
     @hookimpl
     def register_middlewares(self, gateway: Gateway) -> list[Any]:
-        origins = self._service_for(gateway).settings.cors_origins
+        origins = gateway.access.settings.public_origins
         if not origins:
             return []  # no browser origin allowed: nothing to add to every request
         return [cors_middleware(origins, gateway.settings.api_key_header)]
@@ -60,11 +62,6 @@ class HttpApiPlugin:
     @hookimpl
     async def lifespan(self, gateway: Gateway) -> AsyncIterator[None]:
         service = self._service_for(gateway)
-        # Off loopback the settings' review has warned already (open to the network).
-        if not gateway.settings.api_key_values() and is_loopback(gateway.settings.host):
-            logger.warning(
-                "API_KEYS is not set: /api/* is open to anyone who can reach this server"
-            )
         if service.settings.debug_endpoint:
             logger.info("DEBUG_ENDPOINT is on: POST /api/debug echoes requests (with a key)")
         yield
@@ -82,8 +79,8 @@ class HttpApiPlugin:
             "http_api",
             True,
             {
-                "auth": "api_keys" if gateway.settings.api_key_values() else "open",
-                "cors_origins": len(service.settings.cors_origins),
+                "auth": "keys" if gateway.access.keys.configured else "open",
+                "public_origins": len(gateway.access.settings.public_origins),
                 "idempotency_keys": len(service.idempotency),
             },
         )

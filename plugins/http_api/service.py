@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,13 +13,16 @@ from aiohttp import web
 
 from core import (
     ApiError,
+    Caller,
     Gateway,
+    KeyKind,
     Message,
+    Ownership,
     Reply,
     ReplyHandle,
+    Visitor,
     client_ip,
     json_response,
-    presented_key,
     require_api_key,
 )
 from plugins.http_api.idempotency import IdempotencyCache, Produced, check_key, fingerprint
@@ -40,15 +44,64 @@ class ChatService:
             settings.idempotency_ttl_s, settings.idempotency_max_keys
         )
 
-    def authorize(self, request: web.Request, *, admin: bool = False) -> None:
+    def authorize(self, request: web.Request, *, admin: bool = False) -> Caller:
         """429 when the caller's IP or key is over ``RATE_LIMIT_PER_MINUTE``; 401/403
-        unless the request carries a valid key (open when no keys are set)."""
+        unless the request carries a valid key of a kind the route takes (open when no
+        keys are set). Returns who is calling."""
         gateway = self.gateway
         gateway.check_rate(f"ip:{client_ip(request)}")
-        require_api_key(request, gateway.settings, admin=admin)
-        key = presented_key(request, gateway.settings.api_key_header)
-        if key is not None:
-            gateway.check_rate(f"key:{hashlib.sha256(key.encode()).hexdigest()[:16]}")
+        caller = require_api_key(request, gateway.settings, admin=admin)
+        if caller.key_id:
+            gateway.check_rate(f"key:{caller.key_id}")
+        return caller
+
+    def admit(self, request: web.Request, caller: Caller, text: str, field: str) -> Visitor | None:
+        """Check a message before it is sent: its length and, for a public key, the
+        visitor (a new one when the request names none) and the public limits."""
+        if not caller.public:
+            self.check_length(text, field)
+            return None
+        access = self.gateway.access
+        visitor = access.visitor(request, issue=True)
+        assert visitor is not None
+        access.limits.check_message(visitor.id, client_ip(request), text)
+        return visitor
+
+    def check_public(self, request: web.Request, caller: Caller, key: str, text: str) -> None:
+        """The public limits for a caller identified by ``key`` (no visitor token)."""
+        if caller.public:
+            ip = client_ip(request)
+            self.gateway.access.limits.check_message(key, ip, text)
+
+    @property
+    def ownership(self) -> Ownership:
+        return self.gateway.access.ownership(self.gateway.store)
+
+    async def writable_thread(self, caller: Caller, owner: str | None, given: str | None) -> str:
+        """The thread a message goes to: ``given`` or a new one. A public caller's thread
+        is bound to ``owner`` (a thread someone else owns is "not found"); an API key
+        may only use the HTTP channel's threads."""
+        thread = given or uuid.uuid4().hex
+        if caller.public:
+            if owner is None or not await self.ownership.claim(thread, owner):
+                raise thread_not_found()
+        elif given and not caller.admin:
+            await self._http_channel_only(thread)
+        return thread
+
+    async def readable_thread(self, caller: Caller, owner: str | None, thread: str) -> None:
+        """404 unless ``caller`` may see ``thread``: its own (public), the HTTP channel's
+        (API key, open mode) or any (admin)."""
+        if caller.public:
+            if owner is None or await self.ownership.owner(thread) != owner:
+                raise thread_not_found()
+        elif caller.kind in (KeyKind.API, KeyKind.OPEN):
+            await self._http_channel_only(thread)
+
+    async def _http_channel_only(self, thread: str) -> None:
+        turns = await self.gateway.store.history(thread, limit=1)
+        if turns and turns[-1].channel != CHANNEL:
+            raise thread_not_found()
 
     def check_length(self, text: str, field: str) -> None:
         limit = self.settings.max_message_chars
@@ -93,6 +146,17 @@ class ChatService:
         scope = (route, thread, check_key(key))
         body, replayed = await self.idempotency.run(scope, fingerprint(*digest_of), produce)
         return json_response(body, headers=_REPLAYED if replayed else None)
+
+
+def thread_not_found() -> ApiError:
+    """The same answer for a thread that does not exist and one the caller may not see."""
+    return ApiError(404, "thread_not_found", "no such thread")
+
+
+def session_owner(session_id: str) -> str:
+    """The owner of an ``@n8n/chat`` session used with a public key: knowing the (random)
+    session id is what binds a visitor to it."""
+    return "session:" + hashlib.sha256(session_id.encode()).hexdigest()[:32]
 
 
 def error_detail(reply: Reply) -> dict[str, Any] | None:

@@ -58,6 +58,16 @@ MIGRATIONS: dict[int, str] = {
             SET last_activity = excluded.last_activity, turns = turns + 1;
     END;
     """,
+    # Which web visitor owns a conversation (core.store.OwnsConversations). Its own table:
+    # a thread is claimed before its first turn is stored.
+    2: """
+    CREATE TABLE owners (
+        conversation_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        claimed_at REAL NOT NULL
+    );
+    CREATE INDEX owners_by_owner ON owners(owner);
+    """,
 }
 
 LATEST_VERSION = max(MIGRATIONS)

@@ -266,6 +266,7 @@ class SqliteConversationStore:
             cursor = await db.execute("DELETE FROM turns WHERE conversation_id = ?", (key,))
             removed = cursor.rowcount
             await db.execute("DELETE FROM conversations WHERE id = ?", (key,))
+            await db.execute("DELETE FROM owners WHERE conversation_id = ?", (key,))
         return max(removed, 0)
 
     async def clear_channel(self, channel: str) -> int:
@@ -273,11 +274,12 @@ class SqliteConversationStore:
         many conversations were removed."""
         key = to_sql(channel)
         async with self._transaction() as db:
-            await db.execute(
-                "DELETE FROM turns WHERE conversation_id IN"
-                " (SELECT id FROM conversations WHERE channel = ?)",
-                (key,),
-            )
+            for table, column in (("turns", "conversation_id"), ("owners", "conversation_id")):
+                await db.execute(
+                    f"DELETE FROM {table} WHERE {column} IN"
+                    " (SELECT id FROM conversations WHERE channel = ?)",
+                    (key,),
+                )
             cursor = await db.execute("DELETE FROM conversations WHERE channel = ?", (key,))
             removed = cursor.rowcount
         return max(removed, 0)
@@ -329,6 +331,48 @@ class SqliteConversationStore:
             return False
         return True
 
+    # -- core.store.OwnsConversations ---------------------------------------------------------
+
+    async def claim(self, conversation_id: str, owner: str) -> bool:
+        """Bind an unowned, empty conversation to ``owner`` in one write transaction."""
+        key, who = to_sql(conversation_id), to_sql(owner)
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT owner FROM owners WHERE conversation_id = ?", (key,)
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is not None:
+                return bool(from_sql(row[0]) == owner)
+            async with db.execute("SELECT 1 FROM conversations WHERE id = ?", (key,)) as cursor:
+                if await cursor.fetchone() is not None:
+                    return False
+            await db.execute(
+                "INSERT INTO owners(conversation_id, owner, claimed_at) VALUES (?, ?, ?)",
+                (key, who, time.time()),
+            )
+        return True
+
+    async def owner(self, conversation_id: str) -> str | None:
+        rows = await self._read(
+            "SELECT owner FROM owners WHERE conversation_id = ?", (to_sql(conversation_id),)
+        )
+        return from_sql(rows[0][0]) if rows else None
+
+    async def list_owned(
+        self, owner: str, limit: int = 100, offset: int = 0
+    ) -> Sequence[ConversationInfo]:
+        rows = await self._read(
+            "SELECT o.conversation_id, COALESCE(c.channel, ''), COALESCE(c.turns, 0),"
+            " COALESCE(c.last_activity, o.claimed_at) AS active"
+            " FROM owners o LEFT JOIN conversations c ON c.id = o.conversation_id"
+            " WHERE o.owner = ? ORDER BY active DESC, o.rowid ASC LIMIT ? OFFSET ?",
+            (to_sql(owner), max(limit, 0), max(offset, 0)),
+        )
+        return [
+            ConversationInfo(from_sql(cid), from_sql(ch), turns, last)
+            for cid, ch, turns, last in rows
+        ]
+
     # -- beyond the protocol ------------------------------------------------------------------
 
     async def purge_idle(self, idle_for_s: float, now: float | None = None) -> int:
@@ -348,6 +392,13 @@ class SqliteConversationStore:
                     ids = [(row[0],) for row in await cursor.fetchall()]
                 await db.executemany("DELETE FROM turns WHERE conversation_id = ?", ids)
                 await db.executemany("DELETE FROM conversations WHERE id = ?", ids)
+                await db.executemany("DELETE FROM owners WHERE conversation_id = ?", ids)
+                if len(ids) < PURGE_BATCH:  # threads claimed long ago and never used
+                    await db.execute(
+                        "DELETE FROM owners WHERE claimed_at < ? AND conversation_id NOT IN"
+                        " (SELECT id FROM conversations)",
+                        (cutoff,),
+                    )
             removed += len(ids)
             if len(ids) < PURGE_BATCH:
                 return removed

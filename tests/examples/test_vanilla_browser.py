@@ -16,6 +16,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from core.testing import ScriptedAgent
+from tests.examples.browser import ROOT, page_server, require_chromium
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -29,10 +30,6 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)",
-)
 
 FIRST_REPLY = "Streaming works: this answer arrives a few characters at a time."
 
@@ -50,6 +47,7 @@ RECORD_ASSISTANT_TEXTS = """() => {
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
+    require_chromium()  # skips locally, fails in CI
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
@@ -146,33 +144,43 @@ async def test_new_conversation_forgets_the_thread(eneca_app: Any, browser: Brow
     assert errors == []
 
 
-async def test_shows_the_servers_errors_and_sends_the_api_key(
+async def test_from_another_origin_with_a_public_key_and_the_servers_errors(
     eneca_app: Any, browser: Browser
 ) -> None:
     agent = ScriptedAgent([RuntimeError("model down"), lambda r: f"echo: {r.message.text}"])
-    client = await eneca_app(
-        plugins=["http_api"],
-        agent=agent,
-        settings={"core": {"api_keys": "browser-key"}, "http_api": {"serve_examples": True}},
-    )
-    page, errors = await open_chat(browser, str(client.make_url("/examples/chat")))
+    page_html = (ROOT / "examples" / "vanilla-js" / "index.html").read_text()
+    async for site in page_server({"/": page_html}):
+        client = await eneca_app(
+            plugins=["http_api"],
+            agent=agent,
+            settings={"core": {"public_keys": "browser-key", "public_origins": site.origin}},
+        )
+        page, errors = await open_chat(browser, site.url("/"))
+        await page.get_by_test_id("base-url").fill(str(client.make_url("")).rstrip("/"))
+        await page.get_by_test_id("base-url").dispatch_event("change")
 
-    await send(page, "no key yet")
-    await expect(page.get_by_test_id("error")).to_contain_text("missing_api_key")
-    await expect(assistant_bubbles(page)).to_have_count(0)
+        await send(page, "no key yet")
+        await expect(page.get_by_test_id("error")).to_contain_text("missing_api_key")
+        await expect(assistant_bubbles(page)).to_have_count(0)
 
-    await page.get_by_test_id("api-key").fill("wrong-key")
-    await send(page, "a wrong key")
-    await expect(page.get_by_test_id("error")).to_contain_text("invalid_api_key")
+        await page.get_by_test_id("api-key").fill("wrong-key")
+        await send(page, "a wrong key")
+        await expect(page.get_by_test_id("error")).to_contain_text("invalid_api_key")
 
-    await page.get_by_test_id("api-key").fill("browser-key")
-    await page.get_by_test_id("api-key").dispatch_event("change")
-    await send(page, "the model fails")  # an error event inside the stream
-    await expect(page.get_by_test_id("error")).to_contain_text("agent_error")
-    await expect(assistant_bubbles(page).last).to_have_attribute("data-state", "error")
+        await page.get_by_test_id("api-key").fill("browser-key")
+        await page.get_by_test_id("api-key").dispatch_event("change")
+        await send(page, "the model fails")  # an error event inside the stream
+        await expect(page.get_by_test_id("error")).to_contain_text("agent_error")
+        await expect(assistant_bubbles(page).last).to_have_attribute("data-state", "error")
 
-    await send(page, "with the key")
-    await expect(assistant_bubbles(page).last).to_have_text("echo: with the key")
-    await expect(page.get_by_test_id("error")).to_be_hidden()
-    assert await page.evaluate("localStorage.getItem('eneca.apiKey')") == "browser-key"
-    assert errors == []
+        await send(page, "with the key")
+        await expect(assistant_bubbles(page).last).to_have_text("echo: with the key")
+        await expect(page.get_by_test_id("error")).to_be_hidden()
+        assert await page.evaluate("localStorage.getItem('eneca.apiKey')") == "browser-key"
+        token = await page.evaluate("localStorage.getItem('eneca.visitorToken')")
+        assert token and token.startswith("v1.")
+
+        await page.reload()  # the visitor's own thread comes back (its token is kept)
+        await expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        await expect(page.get_by_test_id("message")).to_contain_text(["echo: with the key"])
+        assert errors == []

@@ -82,7 +82,7 @@ async def test_every_route_answers_fuzzed_requests_as_documented(eneca_app):
         ["http_api", "talkme"],
         agent=ScriptedAgent(),
         settings={
-            "core": {"api_keys": API_KEY},
+            "core": {"admin_keys": API_KEY},
             "http_api": {"debug_endpoint": True},
             "talkme": {"test_mode": True},
         },

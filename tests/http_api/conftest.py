@@ -12,7 +12,8 @@ KEY = {"X-API-Key": "k1"}
 
 @pytest.fixture
 def start_api(eneca_app):
-    """``client = await start_api(agent, core={...}, **http_api_settings)``: keys k1,k2."""
+    """``client = await start_api(agent, core={...}, **http_api_settings)``: API keys
+    k1,k2; admin keys adm1,adm2."""
 
     async def start(
         agent: ScriptedAgent | None = None,
@@ -25,7 +26,10 @@ def start_api(eneca_app):
             plugins=[] if extra else ["http_api"],
             extra=extra,
             agent=agent if agent is not None else ScriptedAgent(),
-            settings={"core": {"api_keys": "k1,k2", **(core or {})}, "http_api": http_api},
+            settings={
+                "core": {"api_keys": "k1,k2", "admin_keys": "adm1,adm2", **(core or {})},
+                "http_api": http_api,
+            },
         )
 
     return start

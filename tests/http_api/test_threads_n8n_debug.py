@@ -129,7 +129,7 @@ async def test_debug_echoes_with_secrets_masked_and_logs(start_api, app_log):
         "/api/debug?x=1&token=abc",
         json={"hello": "world", "nested": {"api_key": "sk-body-secret"}},
         headers={
-            "X-API-Key": "k1",
+            "X-API-Key": "adm1",
             "Cookie": "session=cookie-secret",
             "X-Webhook-Token": "hook-secret",
             "X-Trace": "visible",
@@ -144,7 +144,7 @@ async def test_debug_echoes_with_secrets_masked_and_logs(start_api, app_log):
     assert headers["X-Trace"] == "visible"
     assert echo["method"] == "POST" and echo["path"] == "/api/debug"
     text = await resp.text()
-    for secret in ("k1", "cookie-secret", "hook-secret", "sk-body-secret", "abc"):
+    for secret in ("adm1", "cookie-secret", "hook-secret", "sk-body-secret", "abc"):
         assert f'"{secret}"' not in text and f"={secret}" not in text
     log = app_log()
     assert "debug request" in log and "visible" in log
@@ -153,7 +153,7 @@ async def test_debug_echoes_with_secrets_masked_and_logs(start_api, app_log):
 
 async def test_debug_masks_bearer_and_needs_a_key_even_in_open_mode(eneca_app, start_api):
     client = await start_api(debug_endpoint=True)
-    resp = await client.post("/api/debug", json=[1], headers={"Authorization": "Bearer k2"})
+    resp = await client.post("/api/debug", json=[1], headers={"Authorization": "Bearer adm2"})
     echo = await resp.json()
     assert echo["headers"]["Authorization"] == "Bearer ***"
     assert echo["body"] == [1]

@@ -25,6 +25,7 @@ from core.testing import gateway_of, wait_settled
 from tests.support.talkme_fake_api import FakeTalkMe, Scripted
 
 KEY = {"X-API-Key": "obs-key-1"}
+ADMIN = {"X-API-Key": "obs-admin-1"}
 
 
 class LoggingAgent:
@@ -56,6 +57,7 @@ async def start(eneca_app, talkme: FakeTalkMe):
         settings={
             "core": {
                 "api_keys": KEY["X-API-Key"],
+                "admin_keys": ADMIN["X-API-Key"],
                 "log_json": True,
                 "delivery_base_delay_s": 0.01,
                 "delivery_max_attempts": 4,
@@ -140,7 +142,7 @@ async def test_metrics_expose_requests_latency_bus_llm_and_deliveries(
     assert (await client.post("/webhook/talkme", json=hook)).status == 200
     await wait_settled(gateway_of(client))
 
-    metrics = await client.get("/metrics", headers=KEY)
+    metrics = await client.get("/metrics", headers=ADMIN)
     assert metrics.status == 200
     text = await metrics.text()
     for needle in (

@@ -1,27 +1,42 @@
-"""Which routes answer without a key: every route of ``/openapi.json`` is called.
+"""Every route of ``/openapi.json``, called with each kind of key and with none: the
+exact status each must get.
 
-With ``API_KEYS`` set, only the documented open routes answer a caller without a key; the
-TalkMe webhooks answer only with their own secret; admin routes (stats, session deletion,
-debug, metrics) refuse a caller without a key or with a wrong one, and refuse everyone
-when no key is configured at all.
+Kinds: no key, an unknown key, an admin key, an API key, a public key from its page's
+origin and the same public key with no origin (curl). Thread routes are called on a TalkMe
+visitor's thread: only an admin key may see it. The TalkMe webhooks answer only with
+their own secret, whatever key is sent.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
+from collections import Counter
 from typing import Any
 
-from core.testing import ScriptedAgent
+import pytest
 
-KEY = "route-walk-key-7"
+from core import ConfigError, Turn
+from core.testing import ScriptedAgent, gateway_of
+
 SECRET = "hook-secret-9"
+SITE = "https://shop.example.com"
+TALKME_THREAD = "talkme:visitor-42"
+CALLERS: dict[str, dict[str, str]] = {
+    "none": {},
+    "unknown": {"X-API-Key": "not-a-key"},
+    "admin": {"X-API-Key": "admin-key-1"},
+    "api": {"Authorization": "Bearer api-key-1"},
+    "public": {"X-API-Key": "public-key-1", "Origin": SITE},
+    "public_no_origin": {"X-API-Key": "public-key-1"},
+}
 OPEN = {
     ("GET", "/"),
     ("GET", "/health"),
     ("GET", "/openapi.json"),
     ("GET", "/webhook/talkme/health"),
+    ("GET", "/widget.js"),
 }
-#: Open to HTTP, guarded by TALKME_WEBHOOK_SECRET instead of a key.
 WEBHOOKS = {("POST", "/webhook/talkme"), ("POST", "/webhook/talkme/{secret}")}
 ADMIN = {
     ("GET", "/metrics"),
@@ -30,12 +45,36 @@ ADMIN = {
     ("DELETE", "/webhook/talkme/sessions"),
     ("DELETE", "/webhook/talkme/session/{user_id}"),
 }
+#: Any key may call these; a public one only from its origin.
+CHAT = {
+    ("POST", "/api/chat"),
+    ("POST", "/api/chat/stream"),
+    ("POST", "/api/n8n/chat"),
+    ("GET", "/api/threads"),
+}
+#: Called on the TalkMe visitor's thread: only an admin key may see it.
+THREAD = {("GET", "/api/threads/{thread_id}/messages"), ("DELETE", "/api/threads/{thread_id}")}
 WEBHOOK_BODY = {"token": "t-1", "message": {"text": "hi"}, "client": {"clientId": "v1"}}
 
 
-async def start(eneca_app, api_keys: str | None):
-    core: dict[str, Any] = {"api_keys": api_keys} if api_keys else {}
-    return await eneca_app(
+def expected(route: tuple[str, str], caller: str) -> int:
+    if route in OPEN:
+        return 200
+    if route in WEBHOOKS:
+        return 200 if route[1].endswith("{secret}") else 403  # no ?secret= given
+    refused = {"none": 401, "unknown": 403, "public_no_origin": 403}
+    if caller in refused:
+        return refused[caller]
+    if route in ADMIN:
+        return 200 if caller == "admin" else 403
+    if route in THREAD:
+        return 200 if caller == "admin" else 404
+    assert route in CHAT, route
+    return 200
+
+
+async def start(eneca_app, **core: Any):
+    client = await eneca_app(
         ["http_api", "talkme"],
         agent=ScriptedAgent(),
         settings={
@@ -44,6 +83,23 @@ async def start(eneca_app, api_keys: str | None):
             "talkme": {"test_mode": True, "webhook_secret": SECRET},
         },
     )
+    await seed(client)
+    return client
+
+
+async def seed(client) -> None:
+    """The TalkMe visitor's thread, again if an admin call deleted it."""
+    store = gateway_of(client).store
+    if not await store.history(TALKME_THREAD, limit=1):
+        await store.append(TALKME_THREAD, Turn("user", "my phone is +7 900 000 11 22", "talkme"))
+
+
+KEYS = {
+    "admin_keys": "admin-key-1",
+    "api_keys": "api-key-1",
+    "public_keys": "public-key-1",
+    "public_origins": SITE,
+}
 
 
 def operations(document: dict[str, Any]) -> list[tuple[str, str]]:
@@ -55,36 +111,47 @@ def operations(document: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-async def call(client, method: str, template: str, headers: dict[str, str] | None = None):
-    path = re.sub(r"\{(\w+)\}", lambda m: SECRET if m.group(1) == "secret" else "x", template)
-    body = WEBHOOK_BODY if template.startswith("/webhook/talkme") else {"message": "hi"}
-    kwargs: dict[str, Any] = {"headers": headers or {}}
+async def call(client, method: str, template: str, headers: dict[str, str]):
+    values = {"secret": SECRET, "thread_id": TALKME_THREAD, "user_id": "v1"}
+    path = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], template)
+    if template.startswith("/webhook/talkme"):
+        body: Any = WEBHOOK_BODY
+    elif template == "/api/n8n/chat":
+        body = {"action": "sendMessage", "sessionId": str(uuid.uuid4()), "chatInput": "hi"}
+    else:
+        body = {"message": "hi"}
+    kwargs: dict[str, Any] = {"headers": headers}
     if method in ("POST", "PUT", "PATCH"):
         kwargs["json"] = body
     return await client.request(method, path, **kwargs)
 
 
-async def test_without_a_key_only_the_documented_open_routes_answer(eneca_app):
-    client = await start(eneca_app, KEY)
+async def test_every_route_answers_each_kind_of_key_exactly_as_it_must(eneca_app):
+    client = await start(eneca_app, **KEYS)
     document = await (await client.get("/openapi.json")).json()
     every = operations(document)
-    assert ADMIN <= set(every) and OPEN <= set(every) and WEBHOOKS <= set(every)
+    assert set(every) == OPEN | WEBHOOKS | ADMIN | CHAT | THREAD, "a route is not classified"
 
-    answered, refused = set(), {}
-    for method, template in every:
-        if (method, template) in WEBHOOKS:
-            continue
-        response = await call(client, method, template)
-        if response.status in (401, 403):
-            refused[(method, template)] = response.status
-            body = await response.json()
-            assert body["success"] is False and body["error"]["code"]
-        else:
-            answered.add((method, template))
-
-    print(f"{len(every)} routes: {len(answered)} open, {len(refused)} refused without a key")
-    assert answered == OPEN
-    assert all(status == 401 for status in refused.values())
+    got: dict[tuple[str, str, str], int] = {}
+    for route in every:
+        for caller, headers in CALLERS.items():
+            await seed(client)
+            response = await call(client, *route, headers)
+            got[(*route, caller)] = response.status
+            if response.status >= 400:
+                body = await response.json()
+                assert body["success"] is False and body["error"]["code"], (route, caller)
+    wrong = {
+        key: (status, expected(key[:2], key[2]))
+        for key, status in got.items()
+        if status != expected(key[:2], key[2])
+    }
+    assert wrong == {}
+    figures = Counter(got.values())
+    print(
+        f"route walk: {len(every)} routes x {len(CALLERS)} callers = {len(got)} calls; "
+        f"statuses {dict(sorted(figures.items()))}"
+    )
     # The document says the same: only open routes and webhooks carry no security.
     unsecured = {
         (method.upper(), path)
@@ -95,37 +162,35 @@ async def test_without_a_key_only_the_documented_open_routes_answer(eneca_app):
     assert unsecured == OPEN | WEBHOOKS
 
 
-async def test_a_wrong_key_is_refused_on_every_keyed_route(eneca_app):
-    client = await start(eneca_app, KEY)
+async def test_with_no_key_configured_the_api_is_open_and_admin_routes_closed(eneca_app):
+    client = await start(eneca_app)
     document = await (await client.get("/openapi.json")).json()
-    for method, template in operations(document):
-        if (method, template) in OPEN | WEBHOOKS:
-            continue
-        response = await call(client, method, template, {"X-API-Key": "not-" + KEY})
-        assert response.status == 403, (method, template)
-        right = await call(client, method, template, {"Authorization": f"Bearer {KEY}"})
-        assert right.status not in (401, 403), (method, template, await right.text())
+    for route in operations(document):
+        await seed(client)
+        response = await call(client, *route, {"X-API-Key": "anything"})
+        if route in ADMIN:
+            assert response.status == 403, route
+            assert (await response.json())["error"]["code"] == "admin_disabled"
+        elif route in THREAD:  # open mode has the HTTP channel's scope, like an API key
+            assert response.status == 404, route
+        else:
+            assert response.status == expected(route, "api"), route
 
 
 async def test_the_talkme_webhooks_answer_only_with_their_secret(eneca_app):
-    client = await start(eneca_app, KEY)
+    client = await start(eneca_app, **KEYS)
     for path in ("/webhook/talkme", "/webhook/talkme/wrong-secret"):
-        response = await client.post(path, json=WEBHOOK_BODY, headers={"X-API-Key": KEY})
-        assert response.status == 403, path  # an API key is no substitute for the secret
+        for headers in CALLERS.values():
+            response = await client.post(path, json=WEBHOOK_BODY, headers=headers)
+            assert response.status == 403, path  # no key is a substitute for the secret
     assert (await client.post(f"/webhook/talkme/{SECRET}", json=WEBHOOK_BODY)).status == 200
     query = await client.post("/webhook/talkme", params={"secret": SECRET}, json=WEBHOOK_BODY)
     assert query.status == 200
 
 
-async def test_admin_routes_are_refused_to_everyone_when_no_key_is_configured(eneca_app):
-    client = await start(eneca_app, None)
-    document = await (await client.get("/openapi.json")).json()
-    for method, template in operations(document):
-        response = await call(client, method, template, {"X-API-Key": "anything"})
-        if (method, template) in ADMIN:
-            assert response.status == 403, (method, template)
-            assert (await response.json())["error"]["code"] == "admin_disabled"
-        elif (method, template) == ("POST", "/webhook/talkme"):  # no ?secret= given
-            assert (await response.json())["error"]["code"] == "forbidden"
-        else:  # the rest is open in this (local) mode
-            assert response.status not in (401, 403), (method, template)
+async def test_one_key_in_two_lists_stops_start_up(eneca_app):
+    with pytest.raises(ConfigError, match="both ADMIN_KEYS and PUBLIC_KEYS"):
+        await eneca_app(
+            ["http_api"],
+            settings={"core": {**KEYS, "admin_keys": "public-key-1"}},
+        )

@@ -40,7 +40,7 @@ def base_env(work_dir: Path, **extra: Any) -> dict[str, str]:
         "PLUGINS": "http_api,talkme,memory_sqlite,agent_openai",
         "DATA_DIR": str(work_dir / "data"),
         "LOG_DIR": str(work_dir / "logs"),
-        "API_KEYS": ADMIN_KEY,
+        "ADMIN_KEYS": ADMIN_KEY,
         "LOG_LEVEL": "INFO",
         "DELIVERY_BASE_DELAY_S": "0.05",
         "DELIVERY_MAX_DELAY_S": "0.3",

@@ -44,7 +44,11 @@ class GatewayProcess:
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self, timeout: float = 20.0) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TALKME_", "API_KEYS"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("TALKME_", "API_KEYS", "ADMIN_KEYS", "PUBLIC_"))
+        }
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             str(SERVER_SCRIPT),

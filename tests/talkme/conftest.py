@@ -36,7 +36,7 @@ def talkme_app(eneca_app: Any, fake_talkme: FakeTalkMe) -> TalkMeApp:
         core: dict[str, Any] | None = None,
     ) -> TestClient:
         core_settings = {
-            "api_keys": [ADMIN_KEY],
+            "admin_keys": [ADMIN_KEY],
             "delivery_max_attempts": 5,
             "delivery_base_delay_s": 0.02,
             "delivery_max_delay_s": 0.2,

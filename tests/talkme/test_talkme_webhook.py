@@ -249,7 +249,7 @@ async def test_admin_endpoints_need_the_key(talkme_app, fake_talkme, method, pat
 async def test_admin_endpoints_are_closed_when_no_keys_are_configured(
     talkme_app, fake_talkme, method, path
 ):
-    client = await talkme_app(core={"api_keys": []})
+    client = await talkme_app(core={"admin_keys": []})
     resp = await client.request(method, path, headers={"X-API-Key": "anything"})
     assert resp.status == 403 and (await resp.json())["error"]["code"] == "admin_disabled"
 

@@ -26,18 +26,19 @@ export default function App() {
   const [baseUrl, setBaseUrl] = useStoredState("eneca.baseUrl", import.meta.env.VITE_ENECA_URL ?? "");
   const [apiKey, setApiKey] = useStoredState("eneca.apiKey");
   const [threadId, setThreadId] = useStoredState("eneca.threadId");
+  const [visitorToken, setVisitorToken] = useStoredState("eneca.visitorToken");
   const [messages, setMessages] = useState<ChatMessage[]>([]);
   const [draft, setDraft] = useState("");
   const [error, setError] = useState<string | null>(null);
   const inFlight = useRef<AbortController | null>(null);
   const [busy, setBusy] = useState(false);
-  const connection: Connection = { baseUrl, apiKey };
+  const connection: Connection = { baseUrl, apiKey, visitorToken };
 
   // On load (and when the server changes), show the stored history of the kept thread.
   useEffect(() => {
     if (!threadId) return;
     let current = true;
-    threadMessages({ baseUrl, apiKey }, threadId)
+    threadMessages({ baseUrl, apiKey, visitorToken }, threadId)
       .then((turns) => {
         if (!current) return;
         if (turns === null) return setThreadId(""); // the server forgot it: start afresh
@@ -72,7 +73,10 @@ export default function App() {
           connection,
           threadId ? { message: text, thread_id: threadId } : { message: text },
           (event) => {
-            if (event.type === "metadata") setThreadId(event.thread_id);
+            if (event.type === "metadata") {
+              setThreadId(event.thread_id);
+              if (event.visitor_token) setVisitorToken(event.visitor_token);
+            }
             else if (event.type === "chunk") update(reply.id, (m) => ({ text: m.text + event.content }));
             else if (event.type === "done") {
               finished = true;
@@ -90,6 +94,10 @@ export default function App() {
       } catch (e) {
         const stopped = e instanceof DOMException && e.name === "AbortError";
         update(reply.id, () => ({ state: stopped ? "stopped" : "error" }));
+        if (e instanceof ApiError && e.code === "invalid_visitor_token") {
+          setVisitorToken(""); // expired or from another server: the next message starts afresh
+          setThreadId("");
+        }
         if (!stopped) setError(describe(e));
       } finally {
         inFlight.current = null;
@@ -97,7 +105,7 @@ export default function App() {
       }
     },
     // eslint-disable-next-line react-hooks/exhaustive-deps
-    [baseUrl, apiKey, threadId],
+    [baseUrl, apiKey, threadId, visitorToken],
   );
 
   const onSubmit = (event: FormEvent) => {
@@ -128,7 +136,7 @@ export default function App() {
           <input data-testid="base-url" value={baseUrl} onChange={(e) => setBaseUrl(e.target.value)} />
         </label>
         <label>
-          API key (optional)
+          Public key (PUBLIC_KEYS; never an API or admin key)
           <input data-testid="api-key" type="password" value={apiKey} onChange={(e) => setApiKey(e.target.value)} />
         </label>
         <button type="button" className="secondary" disabled={busy} onClick={newConversation}>

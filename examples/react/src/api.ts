@@ -2,7 +2,7 @@
 import { SSEParser } from "./sse";
 
 export type StreamEvent =
-  | { type: "metadata"; thread_id: string }
+  | { type: "metadata"; thread_id: string; visitor_token?: string }
   | { type: "chunk"; content: string }
   | { type: "done"; response: string; thread_id: string; usage?: Record<string, number> }
   | { type: "error"; code: string; message: string; response?: string };
@@ -27,7 +27,10 @@ export class ApiError extends Error {
 export interface Connection {
   /** "" means the page's own origin (or the dev server's proxy). */
   baseUrl: string;
+  /** A public key (PUBLIC_KEYS): the only kind of key a web page may hold. */
   apiKey: string;
+  /** Who this browser's visitor is: given by the server with the first reply. */
+  visitorToken?: string;
 }
 
 function url(connection: Connection, path: string): string {
@@ -38,6 +41,7 @@ function headers(connection: Connection, json: boolean): Record<string, string> 
   const result: Record<string, string> = {};
   if (json) result["Content-Type"] = "application/json";
   if (connection.apiKey.trim()) result["X-API-Key"] = connection.apiKey.trim();
+  if (connection.visitorToken) result["X-Visitor-Token"] = connection.visitorToken;
   return result;
 }
 

@@ -28,7 +28,7 @@ async def test_two_apps_log_and_measure_independently(eneca_app, tmp_path):
                 agent=ScriptedAgent(),
                 settings={
                     "core": {
-                        "api_keys": [ADMIN],
+                        "admin_keys": [ADMIN],
                         "log_dir": str(tmp_path / f"logs-{name}"),
                         "data_dir": str(tmp_path / f"data-{name}"),
                     }

@@ -66,7 +66,7 @@ def test_a_bad_trusted_proxy_entry_is_named():
 
 async def test_metrics_need_a_key_and_count_requests_replies_and_tokens(eneca_app):
     agent = ScriptedAgent()
-    client = await eneca_app(agent=agent, settings={"core": {"api_keys": "admin-key"}})
+    client = await eneca_app(agent=agent, settings={"core": {"admin_keys": "admin-key"}})
     await client.get("/health")
     await ask(gateway_of(client), "hi", channel="test")
     assert (await client.get("/metrics")).status == 401
@@ -88,7 +88,7 @@ async def test_metrics_are_refused_when_no_keys_are_configured(eneca_app):
 
 
 async def test_unknown_paths_do_not_create_new_metric_labels(eneca_app):
-    client = await eneca_app(agent=ScriptedAgent(), settings={"core": {"api_keys": "k"}})
+    client = await eneca_app(agent=ScriptedAgent(), settings={"core": {"admin_keys": "k"}})
     for i in range(5):
         await client.get(f"/secret-{i}")
     text = await (await client.get("/metrics", headers={"X-API-Key": "k"})).text()
