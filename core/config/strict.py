@@ -51,7 +51,8 @@ def check_document(
     """Compare the parsed TOML ``document`` of ``path`` with the settings that read it.
 
     ``sections`` maps each section of a running plugin (and ``core``) to the settings
-    class (or classes) that read it; ``installed`` names the plugins that are installed, enabled or not.
+    class (or classes) that read it; ``installed`` names the plugins that are installed,
+    enabled or not.
     """
     report = DocumentReport()
     core_keys = _fields(sections[CORE_SECTION]) if CORE_SECTION in sections else set()
