@@ -19,7 +19,6 @@ from core import tracing
 from core.config.settings import CoreSettings
 from core.contract.agent import Agent
 from core.contract.events import Message, SessionCleared
-from core.contract.health import Check
 from core.contract.knowledge import Passage
 from core.contract.store import ConversationStore
 from core.durable.inbox import Inbox
@@ -28,6 +27,7 @@ from core.durable.retention import purge_settled
 from core.durable.sqlite import DurableQueue
 from core.durable.storage import StorageWatch
 from core.engine.bus import InProcessBus, MessageBus, ReplyHandle
+from core.engine.health import health_report
 from core.engine.memory import InMemoryConversationStore
 from core.engine.pipeline import ObserveReply, Pipeline
 from core.engine.ratelimit import RateLimiter
@@ -189,23 +189,14 @@ class Gateway:
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """Every component's check (bus, store, storage, each plugin's ``health_check``):
         whether all are ok, and the report ``GET /health`` shows."""
-        checks = [Check("bus", self._running, self._bus.stats())]
-        try:
-            store_ok = await asyncio.wait_for(self.store.ping(), 2.0)
-        except Exception as exc:
-            store_ok = False
-            logger.warning("store health check failed: {}", exc)
-        checks.append(Check("store", store_ok, {"backend": type(self.store).__name__}))
-        await self._storage.probe(Path(self.settings.data_dir))  # room again after a failure?
-        checks.append(self._storage.check())
-        if held := await self._outbox.held():  # replies waiting for their channel's plugin
-            checks.append(Check("outbox", True, {"held": held}))
-        for plugin, result in await self._hook("health_check"):
-            for check in result if isinstance(result, list | tuple) else [result]:
-                name = plugin if check.name == plugin else f"{plugin}.{check.name}"
-                checks.append(Check(name, check.ok, check.detail))
-        report = {check.name: {"ok": check.ok, **check.detail} for check in checks}
-        return all(check.ok for check in checks), report
+        return await health_report(
+            (self._running, self._bus.stats()),
+            self.store,
+            self._storage,
+            Path(self.settings.data_dir),
+            self._outbox,
+            lambda: self._hook("health_check"),
+        )
 
     async def delivery_stats(self, channel: str | None = None) -> dict[str, Any]:
         """Inbox/outbox totals of ``channel`` (or all): ``received``, ``duplicates``,
