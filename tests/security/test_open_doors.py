@@ -9,9 +9,10 @@ from pathlib import Path
 
 from core.config.settings import CoreSettings
 from core.testing import ScriptedAgent
+from core.web.settings import WebAccessSettings
 
 ENECA = str(Path(sys.executable).with_name("eneca-bot"))
-NAMES = {f.upper() for f in CoreSettings.model_fields} | {"API_KEYS", "REQUIRE_API_KEY"}
+NAMES = {f.upper() for f in (*CoreSettings.model_fields, *WebAccessSettings.model_fields)}
 
 
 def _check(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
@@ -48,10 +49,12 @@ def test_talkme_require_secret_refuses_to_start_without_one(tmp_path):
 def test_check_reports_an_http_api_open_to_the_network(tmp_path):
     result = _check(tmp_path, PLUGINS="http_api", HOST="0.0.0.0")
     assert result.returncode == 0, result.stderr
-    assert "warning: API_KEYS is not set" in result.stdout and "0.0.0.0" in result.stdout
+    assert "warning: no key is set (API_KEYS" in result.stdout and "0.0.0.0" in result.stdout
+    public = {"PUBLIC_KEYS": "pk-1", "PUBLIC_ORIGINS": "https://shop.example.com"}
     for quiet in (
         _check(tmp_path, PLUGINS="http_api", HOST="127.0.0.1"),
         _check(tmp_path, PLUGINS="http_api", HOST="0.0.0.0", API_KEYS="k1"),
+        _check(tmp_path, PLUGINS="http_api", HOST="0.0.0.0", **public),  # any kind closes it
     ):
         assert quiet.returncode == 0 and "warning" not in quiet.stdout
 
