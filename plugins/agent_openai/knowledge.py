@@ -127,7 +127,12 @@ def _prepare(path: Path, raw: bytes, default_title: str, chunk_chars: int) -> _P
     source = read_document(path, raw)
     sections = split_sections(source.text, default_title, chunk_chars, title=source.title)
     analysed = [
-        (terms(section.title), terms(" ".join(section.headings)), terms(section.text))
+        # A passage before any sub-heading is headed by the document's title itself.
+        (
+            terms(section.title),
+            terms(" ".join(section.headings) or section.title),
+            terms(section.text),
+        )
         for section in sections
     ]
     return _Prepared(sections, analysed)

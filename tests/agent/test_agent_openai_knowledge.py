@@ -127,8 +127,7 @@ async def test_knowledge_only_mode_answers_from_the_best_passage(eneca_app, docs
     nothing = await ask(gateway, "quantum chromodynamics")
     assert nothing.success
     assert nothing.text == (
-        "I couldn't find an answer to this in the knowledge base. "
-        "Please try asking in other words."
+        "I couldn't find an answer to this in the knowledge base. Please try asking in other words."
     )
     ничего = await ask(gateway, "Какая завтра погода в Москве?")
     assert ничего.text.startswith("В базе знаний нет ответа на этот вопрос.")

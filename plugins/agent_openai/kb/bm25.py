@@ -21,6 +21,8 @@ FIELD_WEIGHTS = (1.5, 3.0, 1.0)
 #: Length normalisation per field (titles and headings are short and similar in length).
 FIELD_B = (0.3, 0.3, 0.75)
 K1 = 1.2
+UNSEEN_SHARE = 0.5
+UNSEEN_FLOOR = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +93,9 @@ class KeywordIndex:
         #: How much a question's word that no passage has counts against coverage: a bit
         #: more than half the rarest indexed term ("стоит", "accept" are often just filler,
         #: "погода" is not, and two of them outweigh one word that matched).
-        self.unseen_idf = 0.6 * max(self.idf.values(), default=1.0)
+        #: A floor keeps a tiny knowledge base (where every IDF is small) from answering
+        #: a question of which it knows one word.
+        self.unseen_idf = max(UNSEEN_SHARE * max(self.idf.values(), default=1.0), UNSEEN_FLOOR)
         self._deletes: dict[str, list[str]] | None = None
 
     def __contains__(self, term: str) -> bool:

@@ -64,7 +64,9 @@ class Snapshot:
         scored = score(query, self.keyword, self.synonyms)
         if scored is None:
             return []
-        totals = scored.total
+        # A passage that says everything the question asks beats one that says part of it
+        # louder (in a heading, say): rank by score times coverage.
+        totals = scored.total * scored.coverage
         if self.russian is not None and self.russian.size == totals.size:
             # Prefer passages in the question's language (a bilingual knowledge base has the
             # same policy twice; "mastercard" is in both).

@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 #: Bump when the analysis changes: stored terms are then rebuilt at the next sync.
-ANALYZER_VERSION = "1"
+ANALYZER_VERSION = "2"
 
 _CODE = re.compile(
     r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail
