@@ -32,22 +32,31 @@ class SourceText:
 
 def read_document(path: Path, raw: bytes) -> SourceText:
     """``raw`` (the content of ``path``) as text; :class:`UnreadableDocument` if it is not."""
-    suffix = path.suffix.lower()
     try:
-        if suffix == ".pdf":
-            return _pdf(raw)
-        if suffix == ".docx":
-            return _docx(raw)
-        text = _decode(raw)
-        if suffix in (".html", ".htm"):
-            return _html(text)
-        if suffix == ".txt":
-            return _plain(text)
-        return SourceText(text)
+        source = _convert(path.suffix.lower(), raw)
     except UnreadableDocument:
         raise
     except Exception as exc:  # every converter has its own ways to fail on a bad file
         raise UnreadableDocument(f"{type(exc).__name__}: {exc}") from exc
+    if source.title is not None and _H1.search(source.text):
+        return SourceText(source.text)  # the visible first heading names it, not metadata
+    return source
+
+
+_H1 = re.compile(r"^# \S", re.MULTILINE)
+
+
+def _convert(suffix: str, raw: bytes) -> SourceText:
+    if suffix == ".pdf":
+        return _pdf(raw)
+    if suffix == ".docx":
+        return _docx(raw)
+    text = _decode(raw)
+    if suffix in (".html", ".htm"):
+        return _html(text)
+    if suffix == ".txt":
+        return _plain(text)
+    return SourceText(text)
 
 
 def _decode(raw: bytes) -> str:
