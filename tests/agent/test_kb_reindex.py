@@ -1,7 +1,6 @@
 """Reindexing safely: a wrong KNOWLEDGE_DIR never empties the index (serve, check, the CLI),
 emptying it takes --allow-empty, and the admin endpoint reindexes a running gateway."""
 
-# ruff: noqa: RUF001  (Russian queries)
 from __future__ import annotations
 
 import shutil
