@@ -134,6 +134,7 @@ class OpenAIAgentPlugin:
         if self.index is not None:
             documents, chunks = await self.index.counts()
             detail.update(knowledge_documents=documents, knowledge_chunks=chunks)
+            detail.update(self.index.status())
         else:
             detail.update(knowledge_documents=0, knowledge_chunks=0)
         degraded = self._agent is not None and self._agent.degraded

@@ -442,6 +442,13 @@ class KnowledgeIndex:
             self._embeddings_down = False
         return vector
 
+    def status(self) -> dict[str, object]:
+        """For ``/health``: the search mode and whether embeddings answer."""
+        status: dict[str, object] = {"knowledge_search": self.settings.mode}
+        if self.embedder is not None:
+            status["embeddings"] = "unavailable" if self._embeddings_down else "ok"
+        return status
+
     async def counts(self) -> tuple[int, int]:
         """How many documents and passages are indexed."""
         async with self._conn().execute(

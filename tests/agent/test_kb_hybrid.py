@@ -82,6 +82,8 @@ async def test_embeddings_down_falls_back_to_keywords_with_one_warning(
     for _ in range(3):
         passages = await gateway.knowledge_search("самовывоз", 2)
         assert passages[0].heading_path == ("Самовывоз",)  # keywords still answer
+    health = (await (await client.get("/health")).json())["plugins"]["agent_openai"]
+    assert (health["knowledge_search"], health["embeddings"]) == ("hybrid", "unavailable")
     reply = await ask(gateway, "hello")  # the model answers as usual meanwhile
     assert reply.success
     fake_openai.embeddings_status = 200

@@ -68,10 +68,18 @@ class Synonyms:
         found = []
         position = 0
         while position < len(sequence):
-            for phrase, number in self._starts.get(sequence[position], ()):
+            entries = self._starts.get(sequence[position], ())
+            for phrase, _ in entries:
                 if tuple(sequence[position : position + len(phrase)]) == phrase:
-                    others = tuple(p for p in self.groups[number] if p != phrase)
-                    found.append((position, len(phrase), others))
+                    # Every group the phrase is in ("сломанный" and "сломался" share a stem).
+                    others = {
+                        other: None
+                        for same, number in entries
+                        if same == phrase
+                        for other in self.groups[number]
+                        if other != phrase
+                    }
+                    found.append((position, len(phrase), tuple(others)))
                     position += len(phrase) - 1
                     break
             position += 1

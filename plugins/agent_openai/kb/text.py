@@ -37,7 +37,7 @@ STOPWORDS = frozenset(
     our please so some than that the their them then there these they this to too us was
     we were what whats what's when where which who why will with would you your yours
     hi hello hey thanks thank tell know want need long much many take takes make go
-    come give
+    come give after before during within
     а без бы был была были было быть в вам вас весь вот все всё всего вы где да даже для
     до его ее её если есть еще ещё же за здравствуйте и из или им их к как какая какие
     какой какую каком ли либо мне мной можно мой моя мои мы на над надо не нет ни но ну о
