@@ -110,7 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"note: {note}")
         for warning in config.warnings:
             print(f"warning: {warning}")
-        problems = _config_problems(config)
+        try:
+            problems = _config_problems(config)
+        except EnecaError as exc:
+            return _fail(str(exc))
         if problems:
             return _fail("\n".join(problems))
         names = ", ".join(name for name, _ in config.pm.list_name_plugin())
