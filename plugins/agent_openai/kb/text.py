@@ -64,6 +64,9 @@ class _Stemmers:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        #: Snowball stemmer objects keep state while stemming: indexing (a worker thread)
+        #: and searching (the event loop) must not use one at the same time.
+        self._use = threading.Lock()
         self._morph: Any = None
         self._ru: Any = None
         self._en: Any = None
@@ -86,12 +89,14 @@ class _Stemmers:
         lemma = parse.normal_form.replace("ё", "е")  # guessed by analogy when unknown
         if lemma in STOPWORDS:  # "будет" -> "быть"
             return ""
-        return str(self._ru.stemWord(lemma))
+        with self._use:
+            return str(self._ru.stemWord(lemma))
 
     def english(self, word: str) -> str:
         if self._en is None:
             self.load()
-        return str(self._en.stemWord(word))
+        with self._use:
+            return str(self._en.stemWord(word))
 
 
 STEMMERS = _Stemmers()
