@@ -124,9 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _config_problems(config: Any) -> list[str]:
     """Every plugin's ``config_problems`` lines (a loaded gateway, not started)."""
-    from core.app import create_app
-    from core.gateway import GATEWAY
     from core.plugins import call_each_sync
+    from core.web.app import create_app
+    from core.web.http import GATEWAY
 
     gateway = create_app(config)[GATEWAY]
     problems: list[str] = []

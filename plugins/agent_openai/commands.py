@@ -11,7 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from core.gateway import Gateway
+from core import Gateway
 from plugins.agent_openai.evaluation import EvalFileError, evaluate, format_report, load_questions
 from plugins.agent_openai.knowledge import KnowledgeIndex, UnsafeReindex
 

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.knowledge import Passage
+from core import Passage
 
 Search = Callable[[str, int], Awaitable[Sequence[Passage]]]
 DEPTH = 4

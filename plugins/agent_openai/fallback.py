@@ -15,9 +15,7 @@ from types import ModuleType
 import aiohttp
 from pydantic import ValidationError
 
-from core.agent import Tool
-from core.events import ReplyError
-from core.knowledge import Passage
+from core import Passage, ReplyError, Tool
 from plugins.agent_openai.settings import OpenAIAgentSettings
 
 _CYRILLIC = re.compile("[\u0400-\u04ff]")

@@ -21,7 +21,7 @@ import aiosqlite
 import numpy as np
 from loguru import logger
 
-from core.knowledge import Passage
+from core import Passage
 from plugins.agent_openai.kb.bm25 import KeywordIndex
 from plugins.agent_openai.kb.documents import SUFFIXES, UnreadableDocument, read_document
 from plugins.agent_openai.kb.embeddings import Embedder, EmbeddingsUnavailable

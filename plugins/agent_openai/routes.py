@@ -8,11 +8,7 @@ from aiohttp import web
 from loguru import logger
 from pydantic import BaseModel
 
-from core.auth import require_api_key
-from core.errors import ApiError
-from core.gateway import Gateway
-from core.http import json_response
-from core.openapi import ErrorResponse, endpoint
+from core import ApiError, ErrorResponse, Gateway, endpoint, json_response, require_api_key
 from plugins.agent_openai.knowledge import KnowledgeIndex, UnsafeReindex
 
 IndexGetter = Callable[[], KnowledgeIndex | None]

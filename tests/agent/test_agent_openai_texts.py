@@ -4,10 +4,9 @@ offered only on a channel that can hand over, every one of them a setting."""
 # ruff: noqa: RUF001  (Russian texts)
 from __future__ import annotations
 
-from core import hookimpl
-from core.agent import Tool, ToolResult
+from core import Tool, ToolResult, hookimpl
 from core.testing import ask, gateway_of
-from tests.fakes.openai_server import FakeResponse
+from tests.support.openai_server import FakeResponse
 
 NOT_FOUND_RU = (
     "В базе знаний нет ответа на этот вопрос. Попробуйте, пожалуйста, сформулировать его иначе."

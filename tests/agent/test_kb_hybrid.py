@@ -7,7 +7,7 @@ from __future__ import annotations
 from core.testing import ask, gateway_of
 from plugins.agent_openai.kb.embeddings import Embedder
 from plugins.agent_openai.knowledge import KnowledgeIndex, SearchSettings
-from tests.fakes.openai_server import FakeResponse, FakeToolCall
+from tests.support.openai_server import FakeResponse, FakeToolCall
 
 #: Shares its first four letters with "доставка" but no stem: only the vectors find it.
 VECTOR_ONLY = "доставлявшийся"

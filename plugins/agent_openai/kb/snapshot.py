@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from core.knowledge import Passage
+from core import Passage
 from plugins.agent_openai.kb.bm25 import KeywordIndex
 from plugins.agent_openai.kb.keyword import score
 from plugins.agent_openai.kb.synonyms import Synonyms
