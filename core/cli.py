@@ -110,10 +110,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"note: {note}")
         for warning in config.warnings:
             print(f"warning: {warning}")
+        try:
+            problems = _config_problems(config)
+        except EnecaError as exc:
+            return _fail(str(exc))
+        if problems:
+            return _fail("\n".join(problems))
         names = ", ".join(name for name, _ in config.pm.list_name_plugin())
         print(f"configuration ok; plugins enabled: {names}")
         return 0
     return _run_plugin_command(args, config)
+
+
+def _config_problems(config: Any) -> list[str]:
+    """Every plugin's ``config_problems`` lines (a loaded gateway, not started)."""
+    from core.plugins import call_each_sync
+    from core.web.app import create_app
+    from core.web.http import GATEWAY
+
+    gateway = create_app(config)[GATEWAY]
+    problems: list[str] = []
+    for _, lines in call_each_sync(config.pm, "config_problems", gateway=gateway):
+        problems.extend(str(line) for line in lines or ())
+    return problems
 
 
 def _list_plugins(config_file: str | None) -> int:

@@ -95,6 +95,18 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     """
 
 
+@hookspec
+def config_problems(gateway: Gateway) -> Sequence[str] | None:
+    """Problems of the configuration that ``eneca-bot check`` must fail on.
+
+    Called by ``check`` only, with a loaded, not started, gateway: look at the world the
+    settings point to (a folder that does not exist, say), not at the values (the settings
+    model validates those). Return one line per problem, naming the setting; ``check``
+    prints them and exits with 1. ``serve`` does not call it: handle the same problem at
+    start-up as your plugin sees fit.
+    """
+
+
 # --------------------------------------------------------------------------------------
 # Providers: the first non-None result wins. Built-ins are ``trylast`` so yours win.
 # --------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Hooks: ``settings_model``, ``lifespan`` (one ``AsyncOpenAI`` client for the app's lifetime,
 built on the first model request, and the knowledge index), ``agent`` and
 ``knowledge_search`` (both ``trylast`` so another plugin can replace them),
-``register_commands`` (``eneca-bot kb ...``) and ``health_check``. With no
+``register_commands`` (``eneca-bot kb ...``), ``register_routes`` (the admin reindex),
+``config_problems`` (a missing knowledge folder fails ``check``) and ``health_check``. With no
 ``OPENAI_API_KEY`` and no ``OPENAI_BASE_URL`` it answers from the knowledge base alone.
 """
 
@@ -13,14 +14,17 @@ import argparse
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+from aiohttp import web
 from loguru import logger
 
 from core import Agent, Check, Gateway, Passage, hookimpl
 from plugins.agent_openai.agent import OpenAIAgent
 from plugins.agent_openai.commands import add_commands
-from plugins.agent_openai.knowledge import KnowledgeIndex
+from plugins.agent_openai.kb.setup import embedder_for, knowledge_problems
+from plugins.agent_openai.knowledge import KnowledgeIndex, SearchSettings, UnsafeReindex
 from plugins.agent_openai.model import OpenAIModel
 from plugins.agent_openai.prompt import load_system_prompt
+from plugins.agent_openai.routes import knowledge_routes
 from plugins.agent_openai.settings import OpenAIAgentSettings
 
 __all__ = ["OpenAIAgent", "OpenAIAgentPlugin", "OpenAIAgentSettings"]
@@ -44,7 +48,16 @@ class OpenAIAgentPlugin:
 
     async def _open_index(self, gateway: Gateway) -> KnowledgeIndex:
         settings = gateway.settings_for(OpenAIAgentSettings)
-        index = KnowledgeIndex(Path(gateway.settings.data_dir) / INDEX_FILE, settings.knowledge_dir)
+        index = KnowledgeIndex(
+            Path(gateway.settings.data_dir) / INDEX_FILE,
+            settings.knowledge_dir,
+            search=SearchSettings(
+                settings.knowledge_search,
+                settings.knowledge_min_score,
+                settings.knowledge_min_similarity,
+            ),
+            embedder=embedder_for(settings),
+        )
         await index.open()
         self.index = index
         return index
@@ -59,13 +72,10 @@ class OpenAIAgentPlugin:
         settings = gateway.settings_for(OpenAIAgentSettings)
         if settings.knowledge_mode != "off":
             index = await self._open_index(gateway)
-            if not settings.knowledge_dir.is_dir():
-                logger.warning(
-                    "knowledge folder {} does not exist: the knowledge base is empty",
-                    settings.knowledge_dir,
-                )
             try:
                 await index.sync()
+            except UnsafeReindex as exc:  # a mistyped KNOWLEDGE_DIR must not empty the index
+                logger.error("knowledge: {}", exc)
             except Exception as exc:  # a bad document must not stop the gateway
                 logger.opt(exception=exc).error("knowledge indexing failed: {}", exc)
         if settings.llm_configured:
@@ -95,6 +105,17 @@ class OpenAIAgentPlugin:
     def register_commands(self, subparsers: argparse._SubParsersAction) -> None:
         add_commands(subparsers, self._open_index, self._close_index)
 
+    @hookimpl
+    def register_routes(self, gateway: Gateway) -> list[web.RouteDef]:
+        return knowledge_routes(gateway, lambda: self.index)
+
+    @hookimpl
+    def config_problems(self, gateway: Gateway) -> list[str]:
+        settings = gateway.settings_for(OpenAIAgentSettings)
+        if settings.knowledge_mode == "off":
+            return []
+        return knowledge_problems(settings, Path(gateway.settings.data_dir) / INDEX_FILE)
+
     # -- providers ------------------------------------------------------------------------
 
     @hookimpl(trylast=True)
@@ -113,6 +134,7 @@ class OpenAIAgentPlugin:
         if self.index is not None:
             documents, chunks = await self.index.counts()
             detail.update(knowledge_documents=documents, knowledge_chunks=chunks)
+            detail.update(self.index.status())
         else:
             detail.update(knowledge_documents=0, knowledge_chunks=0)
         degraded = self._agent is not None and self._agent.degraded

@@ -2,8 +2,9 @@
 
 :class:`OpenAIAgent` implements :class:`core.contract.agent.Agent`. ``respond`` never raises
 (except ``CancelledError``, which closes the upstream request at once) and never returns
-an empty text: when the model fails it answers from the knowledge base or with
-``AGENT_FALLBACK_TEXT``, and sets ``Reply.error`` so no half reply is stored.
+an empty text: when the model fails it answers from the knowledge base or with the
+fallback text (``AGENT_FALLBACK_TEXT_RU``/``_EN``), and sets ``Reply.error`` so no half
+reply is stored.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from plugins.agent_openai.fallback import (
     EmptyReplyError,
     StreamCutError,
     best_passage,
+    can_hand_over,
     classify,
+    fallback_text,
     knowledge_answer,
     no_match_text,
     refused_or_dropped,
@@ -85,7 +88,7 @@ class OpenAIAgent:
         sink = _ChunkCounter(on_chunk)
         self.requests += 1
         if self.model is None:
-            return await self._knowledge_only(request.message, sink)
+            return await self._knowledge_only(request, sink)
         try:
             reply = await self._converse(request, sink)
         except asyncio.CancelledError:
@@ -101,7 +104,7 @@ class OpenAIAgent:
                 error.code,
                 describe_failure(exc, self.model.base_url),
             )
-            return await self._fallback(request.message, sink, error)
+            return await self._fallback(request, sink, error)
         self.consecutive_failures = 0
         return reply
 
@@ -193,7 +196,7 @@ class OpenAIAgent:
         text = "".join(texts)
         if not text.strip():
             if actions:  # e.g. a hand-over to an operator with nothing to say
-                text = self.settings.agent_fallback_text
+                text = fallback_text(self.settings, message.text)
             else:
                 raise EmptyReplyError("the model returned no text")
         return Reply(
@@ -300,11 +303,12 @@ class OpenAIAgent:
 
     # -- without the model --------------------------------------------------------------
 
-    async def _knowledge_only(self, message: Message, sink: _ChunkCounter) -> Reply:
+    async def _knowledge_only(self, request: AgentRequest, sink: _ChunkCounter) -> Reply:
         """The designed no-LLM mode: the best passage, marked, as a successful reply."""
+        message = request.message
         if self.settings.knowledge_mode == "off":
             return await self._fallback(
-                message,
+                request,
                 sink,
                 ReplyError("llm_not_configured", "no language model or knowledge base is set"),
             )
@@ -314,17 +318,28 @@ class OpenAIAgent:
             logger.warning("knowledge search failed: {}", exc)
             passage = None
         if passage is None:
-            text, metadata = no_match_text(message.text), {"source": "knowledge_base"}
+            handover = can_hand_over(self.settings, request.tools)
+            text = no_match_text(self.settings, message.text, handover)
+            metadata = {"source": "knowledge_base"}
         else:
             text = knowledge_answer(passage, message.text)
-            metadata = {"source": "knowledge_base", "document": passage.source}
+            metadata = {
+                "source": "knowledge_base",
+                "document": passage.source,
+                "citation": passage.citation,
+            }
         if message.stream:
             await sink(text)
         return Reply(message.conversation_id, message.channel, text, message, metadata=metadata)
 
-    async def _fallback(self, message: Message, sink: _ChunkCounter, error: ReplyError) -> Reply:
+    async def _fallback(
+        self, request: AgentRequest, sink: _ChunkCounter, error: ReplyError
+    ) -> Reply:
         """The knowledge-base answer or the apology, with ``error`` set."""
-        text = self.settings.agent_fallback_text
+        message = request.message
+        text = fallback_text(
+            self.settings, message.text, can_hand_over(self.settings, request.tools)
+        )
         metadata: dict[str, Any] = {"source": "fallback"}
         if self.settings.knowledge_mode != "off":
             try:
@@ -334,7 +349,11 @@ class OpenAIAgent:
                 passage = None
             if passage is not None:
                 text = knowledge_answer(passage, message.text)
-                metadata = {"source": "knowledge_base", "document": passage.source}
+                metadata = {
+                    "source": "knowledge_base",
+                    "document": passage.source,
+                    "citation": passage.citation,
+                }
         if message.stream and not sink.sent:
             await sink(text)
         return Reply(

@@ -4,7 +4,6 @@ Used when no model is configured (the designed "knowledge base only" mode, a suc
 when the model fails after its retries (then the reply carries an error code).
 """
 
-# ruff: noqa: RUF001  (Russian texts are intended)
 from __future__ import annotations
 
 import json
@@ -16,7 +15,8 @@ from types import ModuleType
 import aiohttp
 from pydantic import ValidationError
 
-from core import Passage, ReplyError
+from core import Passage, ReplyError, Tool
+from plugins.agent_openai.settings import OpenAIAgentSettings
 
 _CYRILLIC = re.compile("[\u0400-\u04ff]")
 
@@ -38,25 +38,43 @@ def is_russian(text: str) -> bool:
 
 
 def knowledge_answer(passage: Passage, question: str) -> str:
-    """The best passage, clearly marked as coming from the knowledge base."""
-    where = passage.title or passage.source
+    """The best passage, marked as coming from the knowledge base and naming its source."""
+    where = passage.citation
+    if passage.source and passage.source not in where:
+        where = f"{where}, {passage.source}"
     if is_russian(question):
-        return f"Из нашей базы знаний ({where}):\n\n{passage.text}"
-    return f"From our knowledge base ({where}):\n\n{passage.text}"
+        return f"Из базы знаний ({where}):\n\n{passage.text}"
+    return f"From the knowledge base ({where}):\n\n{passage.text}"
 
 
-def no_match_text(question: str) -> str:
-    """What the knowledge-base-only mode says when nothing matches."""
+def can_hand_over(settings: OpenAIAgentSettings, tools: Sequence[Tool]) -> bool:
+    """Whether the channel offers a tool that hands the conversation to an operator."""
+    names = {name.strip() for name in settings.agent_handover_tools.split(",") if name.strip()}
+    return any(tool.name in names for tool in tools)
+
+
+def _with_hint(text: str, hint: str, handover: bool) -> str:
+    return f"{text} {hint}".strip() if handover and hint.strip() else text
+
+
+def no_match_text(settings: OpenAIAgentSettings, question: str, handover: bool = False) -> str:
+    """What the knowledge-only mode says when nothing matches, in the visitor's language."""
     if is_russian(question):
-        return (
-            "В нашей базе знаний нет ответа на этот вопрос. Попробуйте сформулировать его "
-            "иначе (например: доставка, оплата, возврат, контакты) или попросите соединить "
-            "вас с оператором."
-        )
-    return (
-        "I couldn't find this in our knowledge base. Try other words (for example: "
-        "shipping, payment, returns, contacts) or ask to talk to a human operator."
-    )
+        text, hint = settings.knowledge_not_found_text_ru, settings.agent_handover_hint_ru
+    else:
+        text, hint = settings.knowledge_not_found_text_en, settings.agent_handover_hint_en
+    return _with_hint(text, hint, handover)
+
+
+def fallback_text(settings: OpenAIAgentSettings, question: str, handover: bool = False) -> str:
+    """The apology when the model fails and the knowledge base has nothing relevant."""
+    if settings.agent_fallback_text and settings.agent_fallback_text.strip():
+        return settings.agent_fallback_text
+    if is_russian(question):
+        text, hint = settings.agent_fallback_text_ru, settings.agent_handover_hint_ru
+    else:
+        text, hint = settings.agent_fallback_text_en, settings.agent_handover_hint_en
+    return _with_hint(text, hint, handover)
 
 
 def best_passage(passages: Sequence[Passage]) -> Passage | None:

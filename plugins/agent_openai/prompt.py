@@ -14,7 +14,8 @@ from plugins.agent_openai.settings import OpenAIAgentSettings
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful customer-support assistant. Answer briefly, in the customer's "
     "language. Use the search_knowledge_base tool for questions about the company's "
-    "policies and never invent facts."
+    "policies and never invent facts. When you answer from the knowledge base, name the "
+    "document you took the answer from."
 )
 _ROLES = frozenset({"user", "assistant", "system"})
 

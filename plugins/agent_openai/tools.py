@@ -17,6 +17,7 @@ from loguru import logger
 from core import Message, Passage, Tool, ToolResult, tracing
 
 KNOWLEDGE_TOOL = "search_knowledge_base"
+SOURCE_REMINDER = "When you answer from these passages, name the document you used (its title)."
 
 Search = Callable[[str, int], Awaitable[Sequence[Passage]]]
 
@@ -36,8 +37,8 @@ def format_passages(passages: Sequence[Passage]) -> str:
         return "No matching passages in the knowledge base."
     blocks = []
     for number, passage in enumerate(passages, 1):
-        heading = passage.title or passage.source
-        blocks.append(f"[{number}] {heading} ({passage.source})\n{passage.text}")
+        blocks.append(f"[{number}] {passage.citation} (file: {passage.source})\n{passage.text}")
+    blocks.append(SOURCE_REMINDER)
     return "\n\n".join(blocks)
 
 
@@ -51,8 +52,9 @@ def knowledge_tool(search: Search, limit: int) -> Tool:
     return Tool(
         name=KNOWLEDGE_TOOL,
         description=(
-            "Search the shop's knowledge base (policies, delivery, payment, returns, "
-            "contacts, FAQ). Returns the most relevant passages with their sources."
+            "Search the knowledge base (the organisation's documents: policies, FAQ, "
+            "contacts...). Returns the most relevant passages, each with its document "
+            "title, section and file, or says that nothing relevant was found."
         ),
         parameters={
             "type": "object",

@@ -42,7 +42,7 @@ async def test_failure_answers_from_the_knowledge_base_when_it_matches(agent_app
     client = await agent_app(agent_fallback_text=FALLBACK)
     reply = await ask(gateway_of(client), "Как оплатить заказ?")
     assert reply.error is not None and reply.error.code == "llm_unavailable"
-    assert reply.text.startswith("Из нашей базы знаний")
+    assert reply.text.startswith("Из базы знаний (Способы, payment.ru.md)")
     assert "картой МИР" in reply.text
     assert reply.metadata["source"] == "knowledge_base"
 

@@ -1,7 +1,7 @@
-"""The knowledge base: chunking, FTS5 search in Russian and English, changed-only
-indexing, the knowledge-only mode with no model, and the ``eneca-bot kb`` commands."""
+"""The knowledge base: sections, morphology in Russian and English, changed-only indexing,
+the knowledge-only mode with no model, and the ``eneca-bot kb`` commands."""
 
-# ruff: noqa: RUF003  (Russian comments)
+# ruff: noqa: RUF001, RUF003  (Russian text and comments)
 from __future__ import annotations
 
 import pytest
@@ -9,9 +9,9 @@ import pytest
 from core.cli import main as cli_main
 from core.contract.events import Message
 from core.testing import ask, gateway_of
-from plugins.agent_openai.chunking import split_document
+from plugins.agent_openai.kb.sections import split_sections
+from plugins.agent_openai.kb.text import question_tokens, terms
 from plugins.agent_openai.knowledge import KnowledgeIndex
-from plugins.agent_openai.query import fts_query
 
 
 @pytest.fixture
@@ -33,12 +33,13 @@ async def top_source(index, query):
     [
         ("доставки", "delivery.ru.md"),  # inflected form of "доставка"
         ("ДОСТАВКОЙ в Москву", "delivery.ru.md"),  # case folding of Cyrillic
-        ("Оплата", "payment.ru.md"),  # finds "оплатить"
+        ("Оплата", "payment.ru.md"),  # the noun finds the verb "оплатить"
         ("как оплачивать картой", "payment.ru.md"),
         ("самовывозом", "delivery.ru.md"),
         ("елочные игрушки", "payment.ru.md"),  # ё written as е
         ("returned items", "returns.en.md"),
         ("REFUND", "returns.en.md"),
+        ("Мой телефон +79991234567, как оплатить заказ?", "payment.ru.md"),  # no phone noise
     ],
 )
 async def test_russian_and_english_queries_find_their_document(index, query, expected):
@@ -47,31 +48,50 @@ async def test_russian_and_english_queries_find_their_document(index, query, exp
 
 async def test_unrelated_query_finds_nothing(index):
     assert await index.search("квантовая хромодинамика", 3) == []
+    assert await index.search("Какая завтра погода в Москве?", 3) == []  # "Москве" alone
     assert await index.search("   ", 3) == []
+    assert await index.search("+7 999 123-45-67", 3) == []  # a number is no question
 
 
 @pytest.mark.parametrize(
     "query",
     ['"', "AND(", 'доставка" OR', "NEAR(a b", "*", "col:value", "-x", "^start", "((", "'; DROP"],
 )
-async def test_fts_syntax_in_user_text_never_raises(index, query):
+async def test_query_syntax_in_user_text_never_raises(index, query):
     await index.search(query, 3)
 
 
-def test_query_terms_are_quoted_prefixes():
-    assert fts_query('Где "доставка"?') == '"достав"*'
-    assert fts_query("what is the shipping cost") == '"shipp"* OR "cost"*'
-    assert fts_query("!!!") is None
+def test_words_become_the_same_terms_in_documents_and_questions():
+    # Lemma first ("пришёл" -> "прийти"), then the stem joins verb and noun.
+    assert terms("Оплата") == terms("оплатить") == terms("оплатите")
+    assert terms("платёж") == terms("платежа") != terms("платит")
+    assert terms("Ёлка") == terms("елки")
+    assert terms("shipping") == terms("ships") == terms("shipped")
+    assert terms("как и где в") == []  # stop words
+    assert [t.term for t in question_tokens("мой телефон +7 999 123-45-67")] == ["79991234567"]
+    assert [t.code for t in question_tokens("заказ №4512 support@x.example")] == [
+        False,
+        True,
+        True,
+    ]
 
 
-def test_documents_split_by_headings_and_size():
-    text = "# Guide\n\nIntro line.\n\n## Part A\n\n" + ("Sentence number one. " * 80) + "\n"
-    chunks = split_document(text, "guide")
-    assert chunks[0].title == "Guide" and chunks[0].text == "Intro line."
-    assert all(chunk.title == "Guide / Part A" for chunk in chunks[1:])
-    assert len(chunks) >= 3
-    assert all(len(chunk.text) <= 800 for chunk in chunks)
-    assert split_document("plain text, no heading", "notes")[0].title == "notes"
+def test_documents_split_by_headings_with_their_path_and_size():
+    text = (
+        "# Guide\n\nIntro line\nwrapped here.\n\n## Part A\n\n### Detail\n\n"
+        + ("Sentence number one. " * 80)
+        + "\n\n- item one\n- item two\n"
+    )
+    sections = split_sections(text, "guide")
+    assert sections[0].title == "Guide" and sections[0].headings == ()
+    assert sections[0].text == "Intro line wrapped here."  # soft line break joined
+    assert all(s.headings == ("Part A", "Detail") for s in sections[1:])
+    assert len(sections) >= 3
+    assert all(len(s.text) <= 800 for s in sections)
+    assert sections[-1].text.endswith("- item one\n- item two")  # list kept as lines
+    # each further piece of a long section repeats the last sentence before the cut
+    assert sections[2].text.startswith("Sentence number one.")
+    assert split_sections("plain text, no heading", "notes")[0].title == "notes"
 
 
 async def test_sync_reads_only_changed_files_and_drops_deleted_ones(index, docs):
@@ -83,6 +103,7 @@ async def test_sync_reads_only_changed_files_and_drops_deleted_ones(index, docs)
     report = await index.sync()
     assert (report.added, report.updated, report.removed, report.unchanged) == (1, 1, 1, 1)
     assert await top_source(index, "hotline") == "contacts.txt"
+    assert (await index.search("hotline", 1))[0].title == "contacts"  # from the file name
     assert await top_source(index, "оплатить") is None
     assert "gift cards" in (await index.search("refund", 1))[0].text
     assert await index.counts() == (3, 4)
@@ -98,13 +119,19 @@ async def test_knowledge_only_mode_answers_from_the_best_passage(eneca_app, docs
     reply = await ask(gateway, "Сколько стоит доставка курьером?")
     assert reply.success
     assert reply.metadata["source"] == "knowledge_base"
-    assert reply.text.startswith("Из нашей базы знаний (Доставка):")
+    assert reply.text.startswith("Из базы знаний (Доставка, delivery.ru.md):")
     assert "350 рублей" in reply.text
+    assert reply.metadata["citation"] == "Доставка"
     english = await ask(gateway, "refund please")
-    assert english.text.startswith("From our knowledge base (Returns):")
+    assert english.text.startswith("From the knowledge base (Returns, returns.en.md):")
     nothing = await ask(gateway, "quantum chromodynamics")
     assert nothing.success
-    assert "couldn't find this in our knowledge base" in nothing.text
+    assert nothing.text == (
+        "I couldn't find an answer to this in the knowledge base. Please try asking in other words."
+    )
+    ничего = await ask(gateway, "Какая завтра погода в Москве?")
+    assert ничего.text.startswith("В базе знаний нет ответа на этот вопрос.")
+    assert "оператор" not in ничего.text  # no operator on a channel that cannot hand over
     handle = await gateway.publish(Message("c9", "test", "самовывоз", stream=True))
     chunks = [chunk async for chunk in handle.chunks()]
     assert chunks == [(await handle.reply()).text]
@@ -166,6 +193,9 @@ def test_shipped_example_documents_answer_russian_questions(monkeypatch, tmp_pat
         ("телефон поддержки", "contacts.ru.md"),
         ("рассрочка", "payment.ru.md"),
         ("how long does shipping take", "shipping.en.md"),
+        ("гарантия на утюг", "warranty.ru.docx"),
+        ("warranty water damage", "warranty.en.pdf"),
+        ("промокод", "bonuses.ru.html"),
     ]:
         assert cli_main(["kb", "search", query, "-n", "1"]) == 0
         assert f"({expected}," in capsys.readouterr().out, query

@@ -1,7 +1,8 @@
 """A scriptable OpenAI-compatible server for tests and benchmarks.
 
 A real aiohttp application on ``127.0.0.1`` (random port) answering
-``POST /v1/chat/completions`` the way OpenAI does, so the real ``openai`` client (and
+``POST /v1/chat/completions`` (and ``/v1/embeddings``, with :func:`fake_embedding`
+vectors) the way OpenAI does, so the real ``openai`` client (and
 anything else speaking the protocol) can be driven against it::
 
     async with FakeOpenAI() as fake:              # or the ``fake_openai`` fixture
@@ -27,7 +28,9 @@ To use the fixture in a test folder, import it in that folder's ``conftest.py``:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -37,7 +40,20 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-__all__ = ["FakeOpenAI", "FakeResponse", "FakeToolCall", "fake_openai"]
+__all__ = ["FakeOpenAI", "FakeResponse", "FakeToolCall", "fake_embedding", "fake_openai"]
+
+EMBEDDING_DIMENSIONS = 64
+
+
+def fake_embedding(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """A deterministic stand-in for a real embedding: hashed 4-letter word prefixes, so
+    texts sharing word stems point the same way (cosine similarity works as for a model)."""
+    vector = [0.0] * dimensions
+    for word in re.findall(r"[^\W\d_]{3,}", text.lower().replace("\u0451", "\u0435")):
+        digest = hashlib.blake2b(word[:4].encode(), digest_size=4).digest()
+        slot = int.from_bytes(digest[:3], "big") % dimensions
+        vector[slot] += 1.0 if digest[3] % 2 else -1.0
+    return vector
 
 
 @dataclass(frozen=True)
@@ -104,6 +120,10 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         #: Every request's headers, in order.
         self.headers: list[dict[str, str]] = []
+        #: Every ``/v1/embeddings`` request body, in order.
+        self.embedding_requests: list[dict[str, Any]] = []
+        #: Status answered to ``/v1/embeddings`` (set to 500 or 503 to take it "down").
+        self.embeddings_status = 200
         #: How many responses were sent to the end.
         self.completed = 0
         #: How many clients went away before their response was complete.
@@ -137,6 +157,7 @@ class FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         # handler_cancellation: a client that hangs up cancels the handler, so a stalled
         # response notices the disconnect at once.
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
@@ -169,6 +190,22 @@ class FakeOpenAI:
         self.disconnects += 1
         self.disconnect_times.append(time.monotonic())
         self._disconnected.set()
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.embedding_requests.append(body)
+        if self.embeddings_status != 200:
+            return web.json_response(
+                {"error": {"message": "embeddings down"}}, status=self.embeddings_status
+            )
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": n, "embedding": fake_embedding(text)}
+            for n, text in enumerate(texts)
+        ]
+        return web.json_response(
+            {"object": "list", "data": data, "model": body.get("model", "fake")}
+        )
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
