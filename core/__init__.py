@@ -72,6 +72,7 @@ _EXPORTS: dict[str, str] = {
     "presented_key": "core.web.auth",
     "require_api_key": "core.web.auth",
     "client_ip": "core.web.client",
+    "public_prefix": "core.web.public_path",
     "endpoint": "core.web.openapi",
     "ErrorDetail": "core.web.openapi",
     "ErrorResponse": "core.web.openapi",
@@ -132,6 +133,7 @@ __all__ = [
     "json_response",
     "percentile",
     "presented_key",
+    "public_prefix",
     "read_json",
     "read_model",
     "require_api_key",
@@ -196,3 +198,4 @@ if TYPE_CHECKING:  # for type checkers and editors; nothing is imported at run t
         validate,
     )
     from core.web.openapi import NOT_BLANK, ErrorDetail, ErrorResponse, endpoint
+    from core.web.public_path import public_prefix

@@ -14,6 +14,7 @@ import pluggy
 
 if TYPE_CHECKING:
     import argparse
+    from pathlib import Path
 
     from aiohttp import web
     from pydantic_settings import BaseSettings
@@ -92,6 +93,16 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     ``subparsers.add_parser(name)`` and set ``func`` with ``set_defaults(func=...)``; the
     function receives the parsed ``argparse.Namespace`` and a loaded, not started,
     :class:`~core.gateway.Gateway`, and returns an exit code (it may be ``async``).
+    """
+
+
+@hookspec
+def database_files(gateway: Gateway) -> Sequence[Path] | None:
+    """SQLite files this plugin keeps that a backup must hold (``eneca-bot db backup``).
+
+    Called by the command on a loaded, not started, gateway: return the paths from your
+    settings (a missing file is skipped). Each is copied with SQLite's online backup API,
+    safe while the server runs. Leave out files rebuilt from elsewhere (an index).
     """
 
 

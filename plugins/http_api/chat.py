@@ -107,7 +107,9 @@ class ChatRoutes:
         with bind_conversation(request, thread):
             handle = await self._service.publish(self._message(body, thread, stream=True))
             response = EventSourceResponse(
-                headers=request.get(CORS_HEADERS),
+                # X-Accel-Buffering: nginx (and proxies that honour it) passes each event
+                # on at once instead of buffering the response.
+                headers={**(request.get(CORS_HEADERS) or {}), "X-Accel-Buffering": "no"},
                 ping_interval=self._service.settings.stream_ping_s,
                 allow_all_methods=True,
             )

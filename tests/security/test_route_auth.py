@@ -18,6 +18,8 @@ SECRET = "hook-secret-9"
 OPEN = {
     ("GET", "/"),
     ("GET", "/health"),
+    ("GET", "/livez"),
+    ("GET", "/readyz"),
     ("GET", "/openapi.json"),
     ("GET", "/webhook/talkme/health"),
 }
