@@ -45,6 +45,14 @@ async def test_health_chat_and_links_under_the_prefix(gateway, nginx) -> None:
             assert (await response.json())["servers"] == [{"url": "/ai-webhook"}]
         async with session.get(f"{base}/livez") as response:
             assert (response.status, await response.json()) == (200, {"status": "ok"})
+        # The @n8n/chat widget's endpoint: a message, then the session it loads back.
+        widget = {"action": "sendMessage", "sessionId": "ng-n8n", "chatInput": "from n8n"}
+        async with session.post(f"{base}/api/n8n/chat", json=widget, headers=KEY) as response:
+            assert (await response.json())["output"] == "re: from n8n"
+        load = {"action": "loadPreviousSession", "sessionId": "ng-n8n"}
+        async with session.post(f"{base}/api/n8n/chat", json=load, headers=KEY) as response:
+            assert response.status == 200
+            assert "re: from n8n" in json.dumps(await response.json())
 
 
 async def test_a_stream_reaches_the_client_while_the_model_is_still_writing(
