@@ -204,7 +204,10 @@ def cut_short(answer: Answer, why: str) -> str:
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return exc.os_error.strerror or str(exc.os_error) or type(exc).__name__
+        error = exc.os_error
+        if isinstance(error.errno, int) and error.errno > 0:
+            return os.strerror(error.errno).lower()  # "connection refused"
+        return error.strerror or str(error) or type(exc).__name__
     if isinstance(exc, TimeoutError):
         return "timed out"
     return str(exc) or type(exc).__name__
@@ -235,10 +238,17 @@ def _print(text: str, out: TextIO = sys.stdout) -> None:
 
 async def one_shot(client: Client, args: argparse.Namespace) -> int:
     if args.stream:
+        shown: list[str] = []
+
+        def show(piece: str) -> None:
+            shown.append(piece)
+            _print(piece)
+
         try:
-            await client.stream(args.message, args.thread, _print)
+            await client.stream(args.message, args.thread, show)
         finally:
-            _print("\n")
+            if shown:  # end the line the reply (or what came of it) was printed on
+                _print("\n")
     else:
         answer = await client.chat(args.message, args.thread)
         _print(answer.text + "\n")
