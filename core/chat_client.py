@@ -129,8 +129,10 @@ class Client:
             async with self.session.request(
                 method, self.url + path, json=body, headers=self._headers()
             ) as response:
-                raw = await response.read()
-                return response.status, self._json(response, raw)
+                data = self._json(response, await response.read())
+                if not isinstance(data, dict):
+                    raise ChatError(f"{response.status} from {response.url}: not a JSON object")
+                return response.status, data
         except aiohttp.ClientConnectorError as exc:
             raise ChatError(f"cannot reach the gateway at {self.url}: {_reason(exc)}") from None
         except (aiohttp.ClientError, TimeoutError) as exc:
