@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.faults.serve_process import ADMIN_KEY, ServeProcess, base_env
+from tests.support.serve_process import ADMIN_KEY, ServeProcess, base_env
 
 SCRIPT = Path(sys.executable).with_name("eneca-bot")
 KEY = {"X-API-Key": ADMIN_KEY}

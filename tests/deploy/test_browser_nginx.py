@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.deploy.tools import CHROMIUM, require
-from tests.faults.serve_process import ADMIN_KEY
+from tests.support.serve_process import ADMIN_KEY
 
 CHROMIUM_ARGS = [
     "--headless",

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.fakes.openai_server import FakeOpenAI, FakeResponse
-from tests.faults.serve_process import ADMIN_KEY, free_port
+from tests.support.openai_server import FakeOpenAI, FakeResponse
+from tests.support.serve_process import ADMIN_KEY, free_port
 
 SCRIPT = Path(sys.executable).with_name("eneca-bot")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from core.settings import CoreSettings
+from core.config.settings import CoreSettings
 
 NGINX_FILE = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "eneca-bot.conf"
 

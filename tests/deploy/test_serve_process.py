@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.faults.serve_process import ServeProcess, base_env, free_port
+from tests.support.serve_process import ServeProcess, base_env, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

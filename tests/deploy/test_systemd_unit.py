@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.settings import CoreSettings
+from core.config.settings import CoreSettings
 from tests.deploy.tools import systemd_analyze
 
 ROOT = Path(__file__).resolve().parents[2]
