@@ -32,11 +32,17 @@ def _stamp(extra: str) -> str:
     return digest.hexdigest()
 
 
+def _installed(extra: str) -> bool:
+    stamp_file = VENV / f".installed-{extra or 'base'}"
+    return stamp_file.exists() and stamp_file.read_text() == _stamp(extra)
+
+
 def ensure_venv(extra: str) -> None:
     """Create ``.venv`` and install the project (with ``extra``) when anything changed."""
     stamp_file = VENV / f".installed-{extra or 'base'}"
     stamp = _stamp(extra)
-    if stamp_file.exists() and stamp_file.read_text() == stamp:
+    # The dev install is the base one plus tools: serving needs nothing more.
+    if _installed(extra) or (not extra and _installed("dev")):
         return
     if not (BIN / "python").exists():
         print("dev.py: creating .venv", flush=True)
@@ -53,8 +59,17 @@ def ensure_venv(extra: str) -> None:
 
 
 def serve(args: list[str]) -> int:
+    """Become the server (exec): the PID a supervisor started is the server's, so its
+    signals (SIGTERM, Ctrl-C) reach the server and stop it, with nothing left behind."""
     ensure_venv("")
-    return subprocess.call([str(BIN / "eneca-bot"), "serve", *args], cwd=ROOT)
+    os.chdir(ROOT)
+    command = [str(BIN / "eneca-bot"), "serve", *args]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "nt":  # no exec that keeps the PID on Windows
+        return subprocess.call(command)
+    os.execv(command[0], command)
+    return 0  # not reached
 
 
 def test(args: list[str]) -> int:

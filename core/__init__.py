@@ -78,6 +78,7 @@ _EXPORTS: dict[str, str] = {
     "Ownership": "core.web.owners",
     "require_api_key": "core.web.auth",
     "client_ip": "core.web.client",
+    "public_prefix": "core.web.public_path",
     "endpoint": "core.web.openapi",
     "ErrorDetail": "core.web.openapi",
     "ErrorResponse": "core.web.openapi",
@@ -144,6 +145,7 @@ __all__ = [
     "json_response",
     "percentile",
     "presented_key",
+    "public_prefix",
     "read_json",
     "read_model",
     "require_api_key",
@@ -212,4 +214,5 @@ if TYPE_CHECKING:  # for type checkers and editors; nothing is imported at run t
     from core.web.keys import Caller, KeyKind
     from core.web.openapi import NOT_BLANK, ErrorDetail, ErrorResponse, endpoint
     from core.web.owners import Ownership
+    from core.web.public_path import public_prefix
     from core.web.visitors import Visitor

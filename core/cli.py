@@ -26,6 +26,11 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     check.add_argument("--config", help="TOML config file (before or after the command)")
     commands.add_parser("plugins", help="list discovered plugins and whether they are enabled")
     commands.add_parser("config", help="print every setting of the enabled plugins (Markdown)")
+    from core.backup import add_parser as add_db
+    from core.chat_client import add_parser as add_chat
+
+    add_chat(commands)
+    add_db(commands)
     return parser, commands
 
 
@@ -87,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if known.command == "plugins":  # needs only the core settings, not the plugins
         return _list_plugins(config_file)
+    if known.command == "chat":  # a client of a running gateway: no configuration read
+        from core.chat_client import main as chat
+
+        return chat(argv[argv.index("chat") + 1 :])
     try:
         config = load_config(config_file, overrides=_overrides(known))
     except EnecaError as exc:
@@ -105,6 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(markdown(config.plugin_settings), end="")
         return 0
+    if args.command == "db":
+        from core.backup import run as run_db
+
+        try:
+            return run_db(args, config)
+        except EnecaError as exc:
+            return _fail(str(exc))
     if args.command == "check":
         for note in config.notes:
             print(f"note: {note}")
@@ -164,8 +180,9 @@ def _serve(config: Any) -> int:
     from aiohttp import web
 
     from core.logs import add_console_sink
-    from core.web.app import create_app
+    from core.web.app import LOG_FILE, create_app
     from core.web.http import GATEWAY
+    from core.web.serving import notify_stopping, on_serving
 
     try:
         import uvloop  # optional accelerator
@@ -174,12 +191,13 @@ def _serve(config: Any) -> int:
     from core import tracing
     from core.web import tracing as tracing_web
 
+    core = config.core
     try:
         app = create_app(config)
-        core = config.core
         redactor = app[GATEWAY]._redactor
         add_console_sink(core.log_level, core.log_json, redactor)
         app.on_startup.append(_tune_gc)  # after the gateway's own start-up
+        app.on_shutdown.append(notify_stopping)
         # Off (no OTEL_EXPORTER_OTLP_*ENDPOINT) this imports nothing and adds nothing.
         tracing.configure(version=__version__, mask=redactor, add_secret=redactor.add)
         tracing_web.install(app)
@@ -191,7 +209,10 @@ def _serve(config: Any) -> int:
             # A client that hangs up cancels its handler, and so the agent's work for it.
             handler_cancellation=True,
             access_log=None,
-            print=lambda *_: None,
+            # Called once every socket listens: the start-up line and systemd's READY=1.
+            print=on_serving(
+                core.host, core.port, config.config_file, core.data_dir, core.log_dir, app[LOG_FILE]
+            ),
             loop=uvloop.new_event_loop() if uvloop else None,
         )
     except EnecaError as exc:

@@ -14,6 +14,7 @@ import pluggy
 
 if TYPE_CHECKING:
     import argparse
+    from pathlib import Path
 
     from aiohttp import web
     from pydantic_settings import BaseSettings
@@ -104,6 +105,16 @@ def config_problems(gateway: Gateway) -> Sequence[str] | None:
     model validates those). Return one line per problem, naming the setting; ``check``
     prints them and exits with 1. ``serve`` does not call it: handle the same problem at
     start-up as your plugin sees fit.
+    """
+
+
+@hookspec
+def database_files(gateway: Gateway) -> Sequence[Path] | None:
+    """SQLite files this plugin keeps that a backup must hold (``eneca-bot db backup``).
+
+    Called by the command on a loaded, not started, gateway: return the paths from your
+    settings (a missing file is skipped). Each is copied with SQLite's online backup API,
+    safe while the server runs. Leave out files rebuilt from elsewhere (an index).
     """
 
 

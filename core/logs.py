@@ -1,5 +1,9 @@
 """Logging with loguru: console and ``logs/app.log`` (rotated), optional JSON lines.
 
+JSON lines are flat, for Loki/ELK: ``time``, ``level``, ``message``, ``request_id``,
+``conversation_id`` at the top level (the ids ``null`` outside a request), then the other
+bound values, the logger's ``module``/``function``/``line`` and an ``exception`` object.
+
 Secrets are masked in every line: the gateway registers each secret it knows (API keys,
 the OpenAI key, webhook secrets, provider tokens as they are seen) with the
 :class:`Redactor`. Tracebacks are logged without variable values for the same reason.
@@ -7,9 +11,11 @@ the OpenAI key, webhook secrets, provider tokens as they are seen) with the
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -131,6 +137,44 @@ def _console_format(record: Any) -> str:
     )
 
 
+def _exception(record: Any) -> dict[str, Any] | None:
+    exception = record["exception"]
+    if exception is None or exception.type is None:
+        return None
+    lines = traceback.format_exception(exception.type, exception.value, exception.traceback)
+    return {
+        "type": exception.type.__name__,
+        "value": str(exception.value),
+        "traceback": "".join(lines),
+    }
+
+
+def _json_format(record: Any) -> str:
+    """One flat JSON object per line (the text goes through ``extra`` so that loguru does
+    not read the braces of the JSON as its own format fields)."""
+    extra = record["extra"]
+    line: dict[str, Any] = {
+        "time": record["time"].isoformat(),
+        "level": record["level"].name,
+        "message": record["message"],
+        "request_id": extra.get("request_id"),
+        "conversation_id": extra.get("conversation_id"),
+    }
+    for key, value in extra.items():
+        if key not in line and key != APP and not key.startswith("_"):
+            line[key] = value if isinstance(value, str | int | float | bool) else str(value)
+    line.update(module=record["name"], function=record["function"], line=record["line"])
+    exception = _exception(record)
+    if exception is not None:
+        line["exception"] = exception
+    extra["_json"] = json.dumps(line, ensure_ascii=False, default=str)
+    return "{extra[_json]}\n"
+
+
+def _format(json_lines: bool) -> Any:
+    return _json_format if json_lines else _console_format
+
+
 #: The key in a record's ``extra`` naming the app it was logged for (see ``app_filter``).
 APP = "app"
 
@@ -159,12 +203,11 @@ def add_console_sink(level: str, json_lines: bool, redactor: Redactor) -> None:
     logger.add(
         sys.stderr,
         level=level,
-        format=_console_format,
+        format=_format(json_lines),
         filter=app_filter(redactor),
-        serialize=json_lines,
         backtrace=False,
         diagnose=False,
-        colorize=None,
+        colorize=False if json_lines else None,
     )
 
 
@@ -176,17 +219,21 @@ def add_file_sink(
     retention: str,
     redactor: Redactor,
     app: str | None = None,
+    log_file: str = "app.log",
 ) -> int | None:
-    """Add ``log_dir/app.log`` for one app (see :func:`app_filter`); returns the handler
-    id to remove at shut-down, or ``None`` when the folder cannot be written."""
+    """Add ``log_dir/log_file`` for one app (see :func:`app_filter`); returns the handler
+    id to remove at shut-down, or ``None`` when the folder cannot be written or
+    ``log_file`` is empty (console only)."""
+    path = log_file_path(log_dir, log_file)
+    if path is None:
+        return None
     try:
-        log_dir.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         return logger.add(
-            log_dir / "app.log",
+            path,
             level=level,
-            format=_console_format,
+            format=_format(json_lines),
             filter=app_filter(redactor, app),
-            serialize=json_lines,
             rotation=rotation,
             retention=retention,
             backtrace=False,
@@ -196,8 +243,13 @@ def add_file_sink(
             enqueue=False,
         )
     except OSError as exc:
-        logger.error("cannot write logs to {}: {}; logging to the console only", log_dir, exc)
+        logger.error("cannot write logs to {}: {}; logging to the console only", path, exc)
         return None
+
+
+def log_file_path(log_dir: Path, log_file: str) -> Path | None:
+    """Where ``LOG_FILE`` writes: under ``log_dir`` unless absolute; None when empty."""
+    return log_dir / log_file.strip() if log_file.strip() else None
 
 
 def setup_logging(
@@ -207,7 +259,10 @@ def setup_logging(
     rotation: str,
     retention: str,
     redactor: Redactor,
-) -> None:
-    """(Re)configure loguru for this process: stderr plus ``log_dir/app.log``."""
+    log_file: str = "app.log",
+) -> Path | None:
+    """(Re)configure loguru for this process: stderr plus ``log_dir/log_file`` (none when
+    ``log_file`` is empty). Returns the log file's path, or None (console only)."""
     add_console_sink(level, json_lines, redactor)
-    add_file_sink(log_dir, level, json_lines, rotation, retention, redactor)
+    sink = add_file_sink(log_dir, level, json_lines, rotation, retention, redactor, None, log_file)
+    return log_file_path(log_dir, log_file) if sink is not None else None

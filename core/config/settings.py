@@ -106,15 +106,24 @@ class CoreSettings(PluginSettings):
     port: int = Field(8000, ge=1, le=65535)
     #: The plugins that run (comma list); one that is missing stops start-up.
     plugins: CommaList = Field(default_factory=lambda: list(DEFAULT_PLUGINS))
-    #: Where SQLite files live (memory, inbox/outbox, knowledge index).
-    data_dir: Path = Path("data")
-    #: Where ``app.log`` is written.
-    log_dir: Path = Path("logs")
+    #: Where SQLite files live (memory, inbox/outbox, knowledge index); unset: systemd's
+    #: ``STATE_DIRECTORY`` if set, else ``data`` in the working directory.
+    data_dir: Path = Field(
+        default_factory=lambda: systemd_dir("STATE_DIRECTORY", "data"), validate_default=True
+    )
+    #: Where log files are written; unset: systemd's ``LOGS_DIRECTORY`` if set, else ``logs``
+    #: in the working directory.
+    log_dir: Path = Field(
+        default_factory=lambda: systemd_dir("LOGS_DIRECTORY", "logs"), validate_default=True
+    )
+    #: The log file, under ``log_dir`` unless absolute; empty: console only (journald,
+    #: containers).
+    log_file: str = "app.log"
     #: TRACE, DEBUG, INFO, SUCCESS, WARNING, ERROR or CRITICAL.
     log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     #: Log JSON lines instead of text (console and file).
     log_json: bool = False
-    #: When ``app.log`` is rotated (a size or a period, as loguru reads it).
+    #: When the log file is rotated (a size or a period, as loguru reads it).
     log_rotation: str = "10 MB"
     #: How long rotated logs are kept.
     log_retention: str = "14 days"
@@ -147,17 +156,37 @@ class CoreSettings(PluginSettings):
     durable_retention_days: float = Field(7.0, ge=0)
     #: Requests a minute per API key, per client IP and per visitor (0: no limit).
     rate_limit_per_minute: int = Field(0, ge=0)
-    #: Proxies whose X-Forwarded-For is believed (addresses or networks, comma list).
+    #: Proxies whose X-Forwarded-For and X-Forwarded-Prefix are believed (addresses or
+    #: networks, comma list), e.g. ``127.0.0.1`` behind a local nginx.
     trusted_proxies: CommaList = Field(default_factory=list)
     #: Longest time one reply may take, the agent's retries included; then the fallback.
     reply_timeout_s: float = Field(120.0, gt=0)
     #: Text sent when no agent plugin runs or the agent fails unexpectedly.
     fallback_text: str = "Sorry, I can't answer right now. Please try again later."
+    #: Public path prefix behind a reverse proxy (e.g. ``/ai-webhook``), used in links;
+    #: ``X-Forwarded-Prefix`` from a trusted proxy overrides it.
+    root_path: str = ""
 
     @field_validator("plugins", "api_keys", "trusted_proxies", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         return split_commas(value)
+
+    @field_validator("data_dir", "log_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Resolved once, at start-up: nothing later depends on the working directory.
+        return value.expanduser().absolute()
+
+    @field_validator("root_path")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        from core.web.public_path import normalise_prefix
+
+        prefix = normalise_prefix(value)
+        if prefix is None:
+            raise ValueError(f"not a URL path prefix such as /ai-webhook: {value!r}")
+        return prefix
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -174,6 +203,13 @@ class CoreSettings(PluginSettings):
 
     def api_key_values(self) -> list[str]:
         return [key.get_secret_value() for key in self.api_keys if key.get_secret_value()]
+
+
+def systemd_dir(variable: str, fallback: str) -> Path:
+    """The first directory systemd gives in ``variable`` (``StateDirectory=`` sets
+    ``STATE_DIRECTORY``...; several are separated by ``:``), else ``fallback``."""
+    given = os.environ.get(variable, "").split(":")[0]
+    return Path(given) if given else Path(fallback)
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from core.config.settings import (
 from core.config.strict import check_document
 from core.contract.errors import ConfigError, PluginError
 from core.gateway import Gateway
-from core.logs import Redactor, add_file_sink
+from core.logs import Redactor, add_file_sink, log_file_path
 from core.plugins import call_each_sync, create_plugin_manager, discover
 from core.web.access import WebAccess, refuse_shared_keys
 from core.web.http import APP_TAG, GATEWAY, request_context
@@ -41,6 +41,9 @@ from core.web.routes import core_routes
 from core.web.settings import WebAccessSettings
 
 Overrides = Mapping[str, Mapping[str, Any]]
+
+#: The file this app logs to (``LOG_DIR``/``LOG_FILE``); None: console only.
+LOG_FILE = web.AppKey("log_file", Path | None)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,8 @@ class LoadedConfig:
     notes: tuple[str, ...] = ()
     #: Risks a plugin's settings see in the configuration (``PluginSettings.review``).
     warnings: tuple[str, ...] = ()
+    #: The TOML file read (absolute), None when there was none.
+    config_file: Path | None = None
 
 
 def load_config(
@@ -106,7 +111,8 @@ def load_config(
         except ValueError as exc:
             section = getattr(model, "section", "") or model.__name__
             raise ConfigError(f"[{section}]: {exc}") from None
-    return LoadedConfig(core, pm, plugin_settings, tuple(report.notes), tuple(warnings))
+    loaded = path.absolute() if path.is_file() else None
+    return LoadedConfig(core, pm, plugin_settings, tuple(report.notes), tuple(warnings), loaded)
 
 
 def _secrets_of(settings: BaseSettings) -> list[str]:
@@ -187,6 +193,7 @@ def create_app(
     app[GATEWAY] = gateway
     app[METRICS] = metrics
     app[APP_TAG] = tag = uuid.uuid4().hex[:8]
+    app[LOG_FILE] = log_file_path(Path(core.log_dir), core.log_file)
     app.add_routes(core_routes())
     for name, routes in reversed(call_each_sync(config.pm, "register_routes", gateway=gateway)):
         try:
@@ -203,6 +210,7 @@ def create_app(
             core.log_retention,
             redactor,
             tag,
+            core.log_file,
         )
         for note in config.notes:
             logger.info("configuration: {}", note)

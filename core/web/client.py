@@ -32,6 +32,14 @@ def _in(address: str, networks: list[Network]) -> bool:
     return any(ip in network for network in networks)
 
 
+def peer_is_trusted(request: web.Request) -> bool:
+    """Whether the direct peer is one of the gateway's ``TRUSTED_PROXIES``."""
+    gateway = request.app.get(GATEWAY)
+    configured = tuple(gateway.settings.trusted_proxies) if gateway is not None else ()
+    networks = _networks(configured)
+    return bool(networks and request.remote and _in(request.remote, networks))
+
+
 def client_ip(request: web.Request, trusted_proxies: list[Network] | None = None) -> str:
     """The caller's address. ``X-Forwarded-For`` counts only when the direct peer is a
     trusted proxy (``TRUSTED_PROXIES`` of the request's gateway, unless given); then the

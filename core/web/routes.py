@@ -14,6 +14,7 @@ from core.web.auth import require_api_key
 from core.web.http import GATEWAY, json_response
 from core.web.metrics import METRICS
 from core.web.openapi import build_document, endpoint
+from core.web.public_path import public_prefix
 
 
 class Health(BaseModel):
@@ -63,13 +64,14 @@ async def health(request: web.Request) -> web.Response:
 )
 async def index(request: web.Request) -> web.Response:
     gateway = _gateway(request)
+    prefix = public_prefix(request)
     links = []
     for route in request.app.router.routes():
         doc = getattr(route.handler, "__openapi__", None)
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter")
         if doc and path and route.method != "HEAD":
-            links.append({"method": route.method, "path": path, "summary": doc.summary})
+            links.append({"method": route.method, "path": prefix + path, "summary": doc.summary})
     return json_response(
         {
             "name": "eneca-bot",
@@ -88,7 +90,9 @@ async def index(request: web.Request) -> web.Response:
 )
 async def openapi(request: web.Request) -> web.Response:
     gateway = _gateway(request)
-    return json_response(build_document(request.app, "eneca-bot", gateway.version))
+    document = build_document(request.app, "eneca-bot", gateway.version)
+    document["servers"] = [{"url": public_prefix(request) or "/"}]
+    return json_response(document)
 
 
 @endpoint(
@@ -114,9 +118,13 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def core_routes() -> list[web.RouteDef]:
+    from core.web.probes import livez, readyz
+
     return [
         web.get("/", index),
         web.get("/health", health),
+        web.get("/livez", livez),
+        web.get("/readyz", readyz),
         web.get("/openapi.json", openapi),
         web.get("/metrics", metrics),
     ]

@@ -118,7 +118,9 @@ class ChatRoutes:
             if visitor is not None:
                 headers[VISITOR_HEADER] = visitor.token
             response = EventSourceResponse(
-                headers=headers,
+                # X-Accel-Buffering: nginx (and proxies that honour it) passes each event
+                # on at once instead of buffering the response.
+                headers={**headers, "X-Accel-Buffering": "no"},
                 ping_interval=self._service.settings.stream_ping_s,
                 allow_all_methods=True,
             )

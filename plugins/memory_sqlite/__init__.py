@@ -71,6 +71,11 @@ class SqliteMemoryPlugin:
             self.store = None
             await store.close()
 
+    @hookimpl
+    def database_files(self, gateway: Gateway) -> list[Path]:
+        settings = gateway.settings_for(MemorySettings)
+        return [settings.database_path(Path(gateway.settings.data_dir))]
+
     @hookimpl(trylast=True)
     def conversation_store(self) -> SqliteConversationStore | None:
         return self.store

@@ -324,7 +324,7 @@ def json_log(tmp_path: Path) -> AsyncIterator[Path]:
 
 
 def _lines(path: Path) -> list[dict[str, object]]:
-    return [json.loads(line)["record"] for line in path.read_text().splitlines()]
+    return [json.loads(line) for line in path.read_text().splitlines()]  # flat JSON lines
 
 
 async def test_log_lines_carry_the_trace_and_span_id(
@@ -336,15 +336,16 @@ async def test_log_lines_carry_the_trace_and_span_id(
     logger.info("outside")
     await flush()
     span = await otel_env.wait_for_span("work")
-    records = {record["message"]: record["extra"] for record in _lines(json_log)}
-    assert records["inside"] == {"trace_id": span.trace_id, "span_id": span.span_id}
+    records = {record["message"]: record for record in _lines(json_log)}
+    inside = records["inside"]
+    assert (inside["trace_id"], inside["span_id"]) == (span.trace_id, span.span_id)
     assert "trace_id" not in records["outside"]
 
 
 def test_log_lines_have_no_trace_ids_when_tracing_is_off(json_log: Path) -> None:
     with tracing.span("work"):
         logger.info("inside")
-    assert "trace_id" not in _lines(json_log)[-1]["extra"]
+    assert "trace_id" not in _lines(json_log)[-1]
 
 
 # -- a receiver that is down ---------------------------------------------------------------

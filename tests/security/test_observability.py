@@ -47,7 +47,7 @@ class LoggingAgent:
 
 
 def records(log_file: Path) -> list[dict[str, Any]]:
-    return [json.loads(line)["record"] for line in log_file.read_text().splitlines() if line]
+    return [json.loads(line) for line in log_file.read_text().splitlines() if line]
 
 
 async def start(eneca_app, talkme: FakeTalkMe):
@@ -108,21 +108,21 @@ async def test_every_line_of_a_request_carries_its_request_and_conversation_ids(
     expected = {rid: conversation for rid, (_, _, conversation) in sent.items()}
     expected["rid-thread"] = "th-chat"
     for request_id, conversation in expected.items():
-        mine = [r for r in lines if r["extra"].get("request_id") == request_id]
+        mine = [r for r in lines if r.get("request_id") == request_id]
         assert any(r["message"].startswith(("POST ", "GET ")) for r in mine), request_id
         for record in mine:
-            assert record["extra"].get("conversation_id") == conversation, (request_id, record)
+            assert record.get("conversation_id") == conversation, (request_id, record)
     agent_lines = [r for r in lines if r["message"].startswith("agent working")]
     assert len(agent_lines) == 4
-    assert all(r["extra"].get("request_id") in expected for r in agent_lines)
+    assert all(r.get("request_id") in expected for r in agent_lines)
     # A refused body never reached a conversation: its access line has the request id only.
-    (refused,) = [r for r in lines if r["extra"].get("request_id") == "rid-bad"]
-    assert "conversation_id" not in refused["extra"]
+    (refused,) = [r for r in lines if r.get("request_id") == "rid-bad"]
+    assert refused["conversation_id"] is None
     # Any line naming a conversation carries its id: deliveries after the request included.
     for record in lines:
         for conversation in expected.values():
             if f"conversation {conversation}" in record["message"]:
-                assert record["extra"].get("conversation_id") == conversation, record
+                assert record.get("conversation_id") == conversation, record
     print(f"{len(lines)} log lines checked")
 
 

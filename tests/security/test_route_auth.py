@@ -33,6 +33,8 @@ CALLERS: dict[str, dict[str, str]] = {
 OPEN = {
     ("GET", "/"),
     ("GET", "/health"),
+    ("GET", "/livez"),
+    ("GET", "/readyz"),
     ("GET", "/openapi.json"),
     ("GET", "/webhook/talkme/health"),
     ("GET", "/widget.js"),

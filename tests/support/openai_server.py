@@ -105,6 +105,9 @@ class FakeResponse:
     finish_reason: str | None = None
     #: The ``error.message`` of an error status (default: "fake error <status>").
     error_message: str | None = None
+    #: When streaming, send the first content chunk, then wait for this event before the
+    #: rest (a model still working: what arrives before it is set was not held back).
+    hold: asyncio.Event | None = None
 
 
 Responder = FakeResponse | Callable[[dict[str, Any]], FakeResponse]
@@ -336,6 +339,8 @@ class FakeOpenAI:
                 return response
             if sent and plan.token_delay_s:
                 await asyncio.sleep(plan.token_delay_s)
+            if sent == 1 and plan.hold is not None:
+                await plan.hold.wait()
             await send({"content": piece})
         for index, call in enumerate(plan.tool_calls):
             arguments = call.arguments_json()

@@ -47,7 +47,7 @@ def test_each_layer_overrides_the_one_below(tmp_path, monkeypatch, clean_env):
         "DEBUG",
         3,
     )
-    assert core.data_dir == Path("data")  # untouched default
+    assert core.data_dir == Path("data").absolute()  # the default, made absolute
     # toml < .env
     core = load_config(toml, env_file=dotenv).core
     assert (core.port, core.log_level, core.host) == (8102, "WARNING", "0.0.0.0")

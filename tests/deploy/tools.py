@@ -1,0 +1,31 @@
+"""What the deploy tests need from the machine: Debian's nginx, chromium, systemd-analyze.
+
+A test needing one skips when it is missing, except in CI (``CI=true``), where it fails:
+``.ci/run`` installs them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+NGINX = Path("/usr/sbin/nginx")
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def require(path: Path | None, what: str) -> Path:
+    """``path`` when it exists; else skip (locally) or fail (CI) saying what to install."""
+    if path is not None and path.exists():
+        return path
+    message = f"needs {what}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message}; .ci/run should have installed it")
+    pytest.skip(message)
+
+
+def systemd_analyze() -> Path:
+    found = shutil.which("systemd-analyze")
+    return require(Path(found) if found else None, "systemd-analyze (apt-get install systemd)")
