@@ -20,7 +20,7 @@ async def _documents(client) -> int:
 
 
 def _app_settings(folder: Path) -> dict[str, dict[str, object]]:
-    return {"agent_openai": {"knowledge_dir": str(folder)}, "core": {"api_keys": "admin-key"}}
+    return {"agent_openai": {"knowledge_dir": str(folder)}, "core": {"admin_keys": "admin-key"}}
 
 
 @pytest.mark.parametrize("problem", ["missing", "empty"])

@@ -129,7 +129,7 @@ async def test_a_body_over_the_limit_gets_a_json_413_from_nginx(gateway, nginx) 
 async def test_the_rate_limiter_sees_the_client_nginx_forwards_and_ignores_forgeries(
     gateway, nginx
 ) -> None:
-    server = await gateway(API_KEYS="", RATE_LIMIT_PER_MINUTE="2", **BEHIND_NGINX)
+    server = await gateway(API_KEYS="", ADMIN_KEYS="", RATE_LIMIT_PER_MINUTE="2", **BEHIND_NGINX)
     proxy = await nginx(server)
     path = "/ai-webhook/api/threads/t-1/messages"
 

@@ -77,7 +77,7 @@ async def test_systemd_folders_hold_data_and_logs_and_the_start_up_line_names_th
     await server.start()
     async with aiohttp.ClientSession() as session:
         body = {"message": "keep me", "thread_id": "t-sys"}
-        headers = {"X-API-Key": env["API_KEYS"]}
+        headers = {"X-API-Key": env["ADMIN_KEYS"]}
         async with session.post(f"{server.url}/api/chat", json=body, headers=headers) as reply:
             assert reply.status == 200
     assert await server.stop() == 0

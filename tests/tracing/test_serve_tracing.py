@@ -141,7 +141,7 @@ def probe():
     request = urllib.request.Request(
         url + "/api/chat",
         data=json.dumps({"message": "hello"}).encode(),
-        headers={"content-type": "application/json", "X-API-Key": os.environ["API_KEYS"]},
+        headers={"content-type": "application/json", "X-API-Key": os.environ["ADMIN_KEYS"]},
     )
     reply = json.load(urllib.request.urlopen(request, timeout=20))
     modules = sorted(m for m in sys.modules if m.startswith("opentelemetry"))
