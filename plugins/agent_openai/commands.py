@@ -89,7 +89,14 @@ def add_commands(
         "eval", help="measure the search on labelled questions (hit@1, hit@4, MRR, false answers)"
     )
     evaluate_cmd.add_argument("file", type=Path, help="JSON lines: question, document, section")
-    evaluate_cmd.add_argument("-v", "--verbose", action="store_true", help="list the misses")
+    evaluate_cmd.add_argument(
+        "-v",
+        "--verbose",
+        "--misses",
+        dest="verbose",
+        action="store_true",
+        help="list the questions answered wrongly (expected and first passage)",
+    )
 
     async def run_eval(args: argparse.Namespace, gateway: Gateway) -> int:
         try:

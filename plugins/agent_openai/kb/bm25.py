@@ -8,6 +8,7 @@ arrays together (well under a millisecond for 10,000 passages).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -63,6 +64,7 @@ class KeywordIndex:
     def __init__(self, passages: Sequence[Fields]) -> None:
         self.size = len(passages)
         counts: dict[str, dict[int, float]] = defaultdict(dict)
+        pairs: dict[tuple[str, str], set[int]] = defaultdict(set)
         lengths = np.zeros((3, max(self.size, 1)), dtype=np.float64)
         for number, fields in enumerate(passages):
             for field, words in enumerate(fields):
@@ -80,6 +82,8 @@ class KeywordIndex:
                 for word in words:
                     row = row_counts[word]
                     row[number] = row.get(number, 0.0) + share
+                for pair in itertools.pairwise(words):
+                    pairs[pair].add(number)
         self.idf: dict[str, float] = {}
         self.postings: dict[str, Posting] = {}
         for term, row in counts.items():
@@ -97,6 +101,19 @@ class KeywordIndex:
         #: a question of which it knows one word.
         self.unseen_idf = max(UNSEEN_SHARE * max(self.idf.values(), default=1.0), UNSEEN_FLOOR)
         self._deletes: dict[str, list[str]] | None = None
+        #: Passages where two terms stand next to each other (stop words aside): a phrase
+        #: of the synonyms file ("tracking number") matches only where it is written as one.
+        self.pairs = {
+            pair: np.fromiter(ids, dtype=np.int32, count=len(ids)) for pair, ids in pairs.items()
+        }
+
+    def adjacent(self, first: str, second: str) -> np.ndarray:
+        """Whether ``first`` is followed by ``second`` in each passage (a boolean array)."""
+        out = np.zeros(self.size, dtype=bool)
+        ids = self.pairs.get((first, second))
+        if ids is not None:
+            out[ids] = True
+        return out
 
     def __contains__(self, term: str) -> bool:
         return term in self.postings

@@ -11,18 +11,25 @@ e-mails add to the score when a passage has them but never count against coverag
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from plugins.agent_openai.kb.bm25 import KeywordIndex
 from plugins.agent_openai.kb.synonyms import Phrase, Synonyms
-from plugins.agent_openai.kb.text import question_tokens
+from plugins.agent_openai.kb.text import question_tokens, terms
 
 SYNONYM_BOOST = 0.9
 TYPO_BOOST = 0.8
 CODE_BOOST = 0.5
+#: A phrase whose words a passage has, but apart ("track your order ... order number" for
+#: "tracking number"), counts this much of a passage where they stand together.
+SCATTERED_PHRASE = 0.6
 MAX_CONCEPTS = 24
+#: What a place name no document mentions stands for: documents speak of "other cities".
+PLACE_TERMS = ("город",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +44,7 @@ def concepts(question: str, index: KeywordIndex, synonyms: Synonyms) -> list[Con
     """The concepts of ``question`` (duplicates merged)."""
     found = question_tokens(question)
     words = [token.term for token in found if not token.code]
+    places = {token.term for token in found if token.place}
     out: list[Concept] = []
     covered: set[int] = set()
     for start, length, others in synonyms.find(words):
@@ -48,7 +56,10 @@ def concepts(question: str, index: KeywordIndex, synonyms: Synonyms) -> list[Con
         if position in covered:
             continue
         alternatives = [((word,), 1.0)]
-        if word not in index:
+        if word not in index and word in places:
+            # "доставка в Новосибирск": the documents say "в другие города".
+            alternatives.extend(((term,), SYNONYM_BOOST) for term in _place_terms())
+        elif word not in index:
             fixed = index.correction(word)
             if fixed is not None:
                 alternatives.append(((fixed,), TYPO_BOOST))
@@ -64,13 +75,23 @@ def concepts(question: str, index: KeywordIndex, synonyms: Synonyms) -> list[Con
     return list(unique.values())[:MAX_CONCEPTS]
 
 
+@lru_cache(maxsize=1)
+def _place_terms() -> tuple[str, ...]:
+    return tuple(term for word in PLACE_TERMS for term in terms(word))
+
+
 def _phrase(index: KeywordIndex, phrase: Phrase) -> tuple[np.ndarray, float] | None:
-    """A phrase's weight per passage (all its terms present) and its IDF, or None."""
+    """A phrase's weight per passage (all its terms present; less when they are apart)
+    and its IDF, or None."""
     arrays = [index.dense(term) for term in phrase]
     if any(array is None for array in arrays):
         return None
     stacked = np.vstack(arrays)  # type: ignore[arg-type]
     present = np.all(stacked > 0, axis=0)
+    together = np.ones(index.size, dtype=bool)
+    for first, second in itertools.pairwise(phrase):
+        together &= index.adjacent(first, second)
+    present = present * np.where(together, 1.0, SCATTERED_PHRASE)
     idf = sum(index.idf[term] for term in phrase) / len(phrase)
     return stacked.sum(axis=0) * present, idf
 

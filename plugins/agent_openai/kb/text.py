@@ -57,6 +57,9 @@ class Token:
 
     term: str
     code: bool = False
+    #: A Russian place name ("Новосибирске"): a question about a city the documents do
+    #: not name is about "other cities" (see :mod:`plugins.agent_openai.kb.keyword`).
+    place: bool = False
 
 
 class _Stemmers:
@@ -92,6 +95,11 @@ class _Stemmers:
         with self._use:
             return str(self._ru.stemWord(lemma))
 
+    def is_place(self, word: str) -> bool:
+        if self._morph is None:
+            self.load()
+        return "Geox" in self._morph.parse(word)[0].tag
+
     def english(self, word: str) -> str:
         if self._en is None:
             self.load()
@@ -115,6 +123,12 @@ def stem(word: str) -> str:
     if word.isascii() and word.isalpha():
         return STEMMERS.english(word.replace("’", "'"))
     return word
+
+
+@lru_cache(maxsize=50_000)
+def is_place(word: str) -> bool:
+    """Whether a lower-cased Russian word is a geographical name (pymorphy3's Geox)."""
+    return bool(_CYRILLIC.search(word)) and STEMMERS.is_place(word)
 
 
 def _digits(code: str) -> str:
@@ -145,7 +159,7 @@ def _words(text: str, keep_stopwords: bool) -> list[Token]:
         elif keep_stopwords or word not in STOPWORDS:
             term = stem(word)
             if term:
-                out.append(Token(term))
+                out.append(Token(term, place=is_place(word)))
     return out
 
 
