@@ -1,0 +1,149 @@
+"""Answering a message inside its conversation's lane, with one fenced final commit.
+
+:class:`LaneHandler` wraps the gateway's handler: it takes the lane (waiting for other
+nodes in ticket order), runs the answer, and then commits the answer's writes in one
+statement that first checks the lane's epoch. While the handler runs, the postgres
+store and queue do not write the assistant turn and the "answered + outbox row" at once
+but leave them on the :class:`Held` lane (a context variable of the answering task);
+the final statement writes them together with freeing the lane, or, when this node lost
+the lane meanwhile (paused past its lease), writes nothing and raises
+:class:`~plugins.postgres.lanes.LeaseLost`. No transaction is open while the model runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from core.events import MERGED_IDS, Message, Reply
+from plugins.postgres.db import Database
+from plugins.postgres.lanes import Lanes, Lease, LeaseLost
+
+R = TypeVar("R")
+
+
+@dataclass(slots=True)
+class Held:
+    """The lane an answering task holds, and the writes waiting for its final commit."""
+
+    lease: Lease
+    #: Parameters of the store's turn INSERT for the assistant's turn.
+    turn: tuple[Any, ...] | None = None
+    #: Parameters of the queue's answer (inbox rows answered, the outbox row).
+    answer: dict[str, Any] | None = None
+
+
+#: The lane held by the current task (``None`` outside an answer, or without cluster lanes).
+HELD: contextvars.ContextVar[Held | None] = contextvars.ContextVar("eneca_pg_held", default=None)
+
+
+def held_for(conversation_id: str) -> Held | None:
+    """The current task's held lane, if it is ``conversation_id``'s."""
+    held = HELD.get()
+    if held is not None and held.lease.conversation_id == conversation_id:
+        return held
+    return None
+
+
+class LaneHandler:
+    """The gateway's handler, run inside a cluster lane."""
+
+    def __init__(
+        self,
+        inner: Callable[[Message, Any], Awaitable[Reply]],
+        db: Database,
+        schema: str,
+        lanes: Lanes,
+    ) -> None:
+        self.inner = inner
+        self.db = db
+        self.lanes = lanes
+        self.fenced = 0
+        s = f'"{schema}"'
+        self._s = s
+        self._turn_columns = (
+            "conversation_id, role, text, channel, user_id, message_id, created_at, stored_at,"
+            " metadata"
+        )
+
+    async def __call__(self, message: Message, handle: Any) -> Reply:
+        ids = [*message.metadata.get(MERGED_IDS, ()), message.id]
+        lease = await self.lanes.acquire(message.conversation_id, ids)
+        held = Held(lease)
+        token = HELD.set(held)
+        try:
+            reply = await self.inner(message, handle)
+        except BaseException:
+            HELD.reset(token)
+            with contextlib.suppress(Exception):  # the reaper frees it otherwise
+                await asyncio.shield(self.lanes.release(lease))
+            raise
+        HELD.reset(token)
+        if not await asyncio.shield(self.commit(held)):
+            self.fenced += 1
+            raise LeaseLost(
+                f"conversation {message.conversation_id}: this node lost its lane while "
+                "answering (paused past its lease); another node answers instead"
+            )
+        return reply
+
+    async def commit(self, held: Held) -> bool:
+        """Write what the answer left on ``held`` and free the lane, in one statement,
+        only while the lane is still held with its epoch. True when it was."""
+        s = self._s
+        lease = held.lease
+        params: dict[str, Any] = {
+            "cid": lease.conversation_id,
+            "me": self.lanes.node_id,
+            "epoch": lease.epoch,
+            "seq": lease.ticket,
+        }
+        parts = [f"fence AS ({self.lanes.fence_sql()})"]
+        if held.turn is not None:
+            names = [f"t{i}" for i in range(len(held.turn))]
+            params.update(zip(names, held.turn, strict=True))
+            values = ", ".join(
+                f"%({name})s" if name != "t7" else "extract(epoch FROM clock_timestamp()), %(t7)s"
+                for name in names
+            )
+            parts.append(
+                f"turn AS (INSERT INTO {s}.turns({self._turn_columns}) SELECT {values}"
+                " WHERE EXISTS (SELECT 1 FROM fence) ON CONFLICT (conversation_id, role,"
+                " message_id) WHERE message_id IS NOT NULL DO NOTHING)"
+            )
+        if held.answer is not None:
+            params.update({f"a_{key}": value for key, value in held.answer.items()})
+            parts.append(
+                f"done AS (UPDATE {s}.inbox SET status = 'answered', answered_at = %(a_now)s,"
+                " claimed_by = NULL WHERE id = ANY(%(a_ids)s::text[])"
+                " AND EXISTS (SELECT 1 FROM fence)),"
+                f" kept_tickets AS (DELETE FROM {s}.tickets WHERE inbox_id = ANY(%(a_ids)s::text[])"
+                " AND EXISTS (SELECT 1 FROM fence)),"
+                f" queued AS (INSERT INTO {s}.outbox(message_id, channel, conversation_id, reply,"
+                " next_attempt_at, created_at) SELECT %(a_id)s, %(a_channel)s, %(a_cid)s,"
+                " %(a_reply)s, %(a_now)s, %(a_now)s WHERE EXISTS (SELECT 1 FROM fence)"
+                " ON CONFLICT (message_id) DO NOTHING RETURNING 1),"
+                f" outbox_woke AS (SELECT pg_notify('{self.lanes.channel}', 'outbox')"
+                " FROM queued)"
+            )
+        parts.append(
+            f"gone AS (DELETE FROM {s}.tickets WHERE seq = %(seq)s"
+            " AND EXISTS (SELECT 1 FROM fence)),"
+            f" freed AS (UPDATE {s}.lanes SET holder = NULL, ticket = NULL"
+            " WHERE conversation_id = %(cid)s AND holder = %(me)s AND epoch = %(epoch)s"
+            " RETURNING 1),"
+            f" woke AS (SELECT pg_notify('{self.lanes.channel}', 'lane:' || %(cid)s)"
+            " FROM freed)"
+        )
+        extra = " + (SELECT count(*) FROM outbox_woke) * 0" if held.answer is not None else ""
+        sql = (
+            "WITH "
+            + ", ".join(parts)
+            + " SELECT (SELECT count(*) FROM fence) + (SELECT count(*) FROM woke) * 0"
+            + extra
+        )
+        return bool(await self.db.fetchval(sql, params))
