@@ -51,13 +51,13 @@ class PostgresPlugin:
         self.schema_version = version
         self.store = PostgresConversationStore(
             db,
-            settings.schema_name,
+            settings.schema,
             max_messages=settings.max_messages,
             max_chars=settings.max_chars,
         )
         logger.info(
             "conversation memory in PostgreSQL schema {} (version {})",
-            settings.schema_name,
+            settings.schema,
             version,
         )
         try:
@@ -77,7 +77,7 @@ class PostgresPlugin:
         if self.store is None:
             return Check(PLUGIN_NAME, False, {"error": "not open"})
         detail: dict[str, object] = {
-            "schema": settings.schema_name,
+            "schema": settings.schema,
             "schema_version": self.schema_version,
             "in_use": gateway.store is self.store,
         }

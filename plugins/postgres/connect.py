@@ -40,13 +40,11 @@ async def open_database(settings: PostgresSettings, wait_s: float = 10.0) -> tup
         ) from exc
     try:
         async with db.pool.connection() as conn:
-            version = await migrate(conn, settings.schema_name)
+            version = await migrate(conn, settings.schema)
     except PluginError:
         await db.close()
         raise
     except psycopg.Error as exc:
         await db.close()
-        raise PluginError(
-            f"cannot migrate PostgreSQL schema {settings.schema_name!r}: {exc}"
-        ) from exc
+        raise PluginError(f"cannot migrate PostgreSQL schema {settings.schema!r}: {exc}") from exc
     return db, version

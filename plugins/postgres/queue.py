@@ -170,11 +170,20 @@ class PostgresDurableQueue:
     async def unanswered(self) -> list[Message]:
         """Accepted messages with no reply that no live node holds, in arrival order;
         they are claimed by this node in the same statement."""
+        return await self._claim_unanswered(self._free.format(col="claimed_by"))
+
+    async def adopt_orphans(self) -> list[Message]:
+        """Like :meth:`unanswered`, but only messages held by no node or by a dead one
+        (never this node's own, which its lanes already hold)."""
+        return await self._claim_unanswered(
+            self._free.format(col="claimed_by") + " AND claimed_by IS DISTINCT FROM %(me)s"
+        )
+
+    async def _claim_unanswered(self, condition: str) -> list[Message]:
         s = self._s
         rows = await self.db.fetch(
             f"WITH mine AS (UPDATE {s}.inbox SET claimed_by = %(me)s WHERE status = 'pending'"
-            f" AND {self._free.format(col='claimed_by')} RETURNING seq, id, conversation_id,"
-            " message),"
+            f" AND {condition} RETURNING seq, id, conversation_id, message),"
             f" moved AS (UPDATE {s}.tickets SET node_id = %(me)s WHERE inbox_id IN"
             " (SELECT id FROM mine)),"
             f" added AS (INSERT INTO {s}.tickets(conversation_id, node_id, inbox_id)"

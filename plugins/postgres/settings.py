@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator
@@ -16,6 +17,11 @@ DEFAULT_SCHEMA = "eneca_bot"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
+# The field ``schema`` (env POSTGRES_SCHEMA, as the issue and docs name it) shadows
+# pydantic's deprecated ``BaseModel.schema()``, which nothing here calls.
+warnings.filterwarnings("ignore", 'Field name "schema" in "PostgresSettings" shadows')
+
+
 class PostgresSettings(PluginSettings):
     """Where the cluster's shared state lives. Every field is ``POSTGRES_<FIELD>``."""
 
@@ -27,7 +33,7 @@ class PostgresSettings(PluginSettings):
     dsn: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/postgres")
     #: The schema every table lives in, so several deployments share one database
     #: (lower-case letters, digits and ``_``).
-    schema_name: str = Field(DEFAULT_SCHEMA, alias="schema")
+    schema: str = DEFAULT_SCHEMA
     #: Connections each gateway process keeps open to the database (at most).
     pool_size: int = Field(10, ge=2, le=200)
     #: Longest one statement may run (milliseconds); 0 leaves the server's setting.
@@ -41,7 +47,7 @@ class PostgresSettings(PluginSettings):
     #: transaction mode older than 1.21 (or without ``max_prepared_statements``).
     prepared_statements: bool = True
 
-    @field_validator("schema_name")
+    @field_validator("schema")
     @classmethod
     def _plain_schema_name(cls, value: str) -> str:
         if not _SCHEMA_NAME.match(value):
