@@ -55,9 +55,7 @@ async def test_an_api_chat_turn_costs_at_most_three_round_trips(
     assert (db.round_trips - before) / 10 <= 3
 
 
-async def test_a_schema_of_another_program_stops_start_up(
-    eneca_app, postgres_dsn, postgres_schema
-):
+async def test_a_schema_of_another_program_stops_start_up(eneca_app, postgres_dsn, postgres_schema):
     import psycopg
 
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
