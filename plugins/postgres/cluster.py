@@ -49,6 +49,8 @@ class ClusterNode:
         self._on_orphans = on_orphans
         self._on_message = on_message
         self._tasks: list[asyncio.Task[None]] = []
+        #: At least three heartbeats per TTL, so one late beat does not kill a node.
+        self.interval_s = min(HEARTBEAT_S, node_ttl_s / 3)
         self.live_nodes = 0
         self.last_beat_at: float | None = None
         self.beat_error: str | None = None
@@ -84,7 +86,7 @@ class ClusterNode:
         failing = False
         since_orphans = 0.0
         while True:
-            await asyncio.sleep(HEARTBEAT_S)
+            await asyncio.sleep(self.interval_s)
             try:
                 beat = await self.nodes.beat()
             except DatabaseUnavailable as exc:
@@ -101,7 +103,7 @@ class ClusterNode:
             self.beat_error = None
             self.live_nodes = beat.live_nodes
             self.last_beat_at = time.time()
-            since_orphans += HEARTBEAT_S
+            since_orphans += self.interval_s
             if beat.reaped:
                 logger.warning("cluster: {} node(s) stopped beating; taking over their work",
                                beat.reaped)  # fmt: skip
