@@ -8,6 +8,7 @@ line, a schema that is newer than this code or belongs to another program.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import AsyncIterator
 
 from loguru import logger
@@ -35,6 +36,12 @@ class PostgresPlugin:
     @hookimpl
     def settings_model(self) -> type[PostgresSettings]:
         return PostgresSettings
+
+    @hookimpl
+    def register_commands(self, subparsers: argparse._SubParsersAction) -> None:
+        from plugins.postgres.importer import add_commands
+
+        add_commands(subparsers)
 
     @hookimpl
     async def lifespan(self, gateway: Gateway) -> AsyncIterator[None]:
