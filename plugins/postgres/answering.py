@@ -19,11 +19,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from loguru import logger
+
 from core.events import MERGED_IDS, Message, Reply
-from plugins.postgres.db import Database
+from plugins.postgres.db import Database, DatabaseUnavailable
 from plugins.postgres.lanes import Lanes, Lease, LeaseLost
 
 R = TypeVar("R")
+
+#: How long an answer that was not kept (HTTP) waits for the database before failing.
+RETRY_UNKEPT_S = 3.0
 
 
 @dataclass(slots=True)
@@ -58,10 +63,14 @@ class LaneHandler:
         db: Database,
         schema: str,
         lanes: Lanes,
+        kept: set[str] | None = None,
     ) -> None:
         self.inner = inner
         self.db = db
         self.lanes = lanes
+        #: Ids of kept messages this process accepted or took over (the queue fills it):
+        #: while the database is away, those wait for it; others fail at once (a 503).
+        self.kept = kept if kept is not None else set()
         self.fenced = 0
         s = f'"{schema}"'
         self._s = s
@@ -72,7 +81,10 @@ class LaneHandler:
 
     async def __call__(self, message: Message, handle: Any) -> Reply:
         ids = [*message.metadata.get(MERGED_IDS, ()), message.id]
-        lease = await self.lanes.acquire(message.conversation_id, ids)
+        kept = any(id_ in self.kept for id_ in ids)
+        lease = await self._retrying(
+            lambda: self.lanes.acquire(message.conversation_id, ids), kept, "take its lane"
+        )
         held = Held(lease)
         token = HELD.set(held)
         try:
@@ -83,13 +95,34 @@ class LaneHandler:
                 await asyncio.shield(self.lanes.release(lease))
             raise
         HELD.reset(token)
-        if not await asyncio.shield(self.commit(held)):
+        committed = await asyncio.shield(
+            self._retrying(lambda: self.commit(held), held.answer is not None, "commit")
+        )
+        if held.answer is not None:
+            self.kept.difference_update(ids)
+        if not committed:
             self.fenced += 1
             raise LeaseLost(
                 f"conversation {message.conversation_id}: this node lost its lane while "
                 "answering (paused past its lease); another node answers instead"
             )
         return reply
+
+    async def _retrying(self, step: Callable[[], Awaitable[R]], kept: bool, what: str) -> R:
+        """``step()``; while the database is away, again every second for a kept message
+        (it was acknowledged: it waits, holding its place), at most a few seconds else.
+        A lane lost meanwhile shows in the step's own result (the epoch check)."""
+        waited = 0.0
+        while True:
+            try:
+                return await step()
+            except DatabaseUnavailable as exc:
+                if not kept and waited >= RETRY_UNKEPT_S:
+                    raise
+                if waited == 0.0:
+                    logger.warning("cannot {} ({}); retrying every second", what, exc)
+                await asyncio.sleep(1.0)
+                waited += 1.0
 
     async def commit(self, held: Held) -> bool:
         """Write what the answer left on ``held`` and free the lane, in one statement,

@@ -97,8 +97,12 @@ class PostgresDurableQueue:
         schema: str,
         node_id: str | None = None,
         node_ttl_s: float = DEFAULT_NODE_TTL_S,
+        kept: set[str] | None = None,
     ) -> None:
         self.db = db
+        #: Ids of the kept messages this process accepted or took over and has not
+        #: answered yet (shared with the cluster's lane handler).
+        self.kept = kept if kept is not None else set()
         self.schema = schema
         self.node_id = node_id or default_node_id()
         self.node_ttl_s = node_ttl_s
@@ -140,6 +144,8 @@ class PostgresDurableQueue:
                 at=message.received_at,
             ),
         )
+        if kept:
+            self.kept.add(message.id)
         return bool(kept)
 
     async def withdraw(self, message_id: str) -> None:
@@ -150,6 +156,7 @@ class PostgresDurableQueue:
             f" RETURNING id) DELETE FROM {s}.tickets WHERE inbox_id IN (SELECT id FROM gone)",
             {"id": message_id},
         )
+        self.kept.discard(message_id)
 
     async def purge(self, settled_before: float) -> int:
         """Delete settled replies and their answered messages older than
@@ -192,7 +199,9 @@ class PostgresDurableQueue:
             " SELECT seq, message FROM mine",
             self._params(),
         )
-        return [message_from_json(raw) for _, raw in sorted(rows)]
+        messages = [message_from_json(raw) for _, raw in sorted(rows)]
+        self.kept.update(message.id for message in messages)
+        return messages
 
     async def answer(self, reply: Reply, now: float | None = None) -> None:
         """Mark the message (and any merged into it) answered and queue its reply, in one
@@ -229,6 +238,7 @@ class PostgresDurableQueue:
                 "reply": reply_json,
             },
         )
+        self.kept.difference_update(ids)
 
     async def schedule(
         self, now: float, busy: set[str], limit: int = 64
