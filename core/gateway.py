@@ -216,14 +216,36 @@ class Gateway:
         self._pipeline.agent = await self._hook("agent")
         if self._pipeline.agent is None:
             logger.warning("no agent plugin enabled: every message gets the fallback text")
+        # Providers of the inbox/outbox and the bus (the postgres plugin's are shared by
+        # every process of a cluster); the defaults are SQLite and in process.
+        backend = await self._hook("durable_backend")
+        if backend is not None:
+            self._durable = backend
+            self._outbox.use(backend)
+            self._inbox.use(backend)
+        await self._durable.open()
+        bus = await self._hook("message_bus", handler=self._pipeline.answer)
+        if bus is not None:
+            self._bus = bus
         self._running = True
         self._outbox.start()
+        attach = getattr(self._durable, "attach", None)
+        if attach is not None:  # a backend shared by processes: see the hook's docs
+            attach(self._requeue, self._outbox.notify, self._tell_cleared)
         # Kept messages may outnumber BUS_MAX_IN_FLIGHT after a crash: they are queued
         # anyway (new traffic waits for room), in order, before serving.
         await self._inbox.replay(lambda message: self._bus.publish(message, overflow=True))
         if self.settings.durable_retention_days > 0:
             purger = purge_settled(self._durable, self.settings.durable_retention_days)
             self._tasks.append(asyncio.create_task(purger, name="durable-retention"))
+
+    async def _requeue(self, messages: list[Message]) -> None:
+        """Queue kept messages a shared backend took over (from a stopped process)."""
+        await self._inbox.adopt(messages, lambda message: self._bus.publish(message, overflow=True))
+
+    async def _tell_cleared(self, event: SessionCleared) -> None:
+        """Another process cleared a session: tell this process's plugins."""
+        await self._hook("session_cleared", event=event)
 
     async def _stop(self) -> None:
         self._running = False
@@ -232,4 +254,5 @@ class Gateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         figures = await self._bus.drain(self.settings.shutdown_grace_s)
         await self._outbox.stop(min(self.settings.shutdown_grace_s, 5.0))
+        await self._durable.close()
         logger.info("bus drained: {}", figures)

@@ -152,6 +152,12 @@ class CoreSettings(PluginSettings):
     reply_timeout_s: float = Field(120.0, gt=0)
     #: Text sent when no agent plugin runs or the agent fails unexpectedly.
     fallback_text: str = "Sorry, I can't answer right now. Please try again later."
+    #: This process's name in a cluster (a plugin sharing state, e.g. ``postgres``);
+    #: empty: host name and process id.
+    cluster_node_id: str = ""
+    #: Seconds without a heartbeat after which a cluster node counts as stopped and the
+    #: others take over its conversations and kept messages.
+    cluster_node_ttl_s: float = Field(5.0, ge=0.5, le=600)
 
     @field_validator("plugins", "api_keys", "trusted_proxies", mode="before")
     @classmethod

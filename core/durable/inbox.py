@@ -34,6 +34,18 @@ class Inbox:
         self._on_answered = on_answered
         self._kept: set[str] = set()
 
+    def use(self, queue: DurableQueue) -> None:
+        """Keep messages in ``queue`` (a provided durable backend) instead; before start."""
+        self._queue = queue
+
+    async def adopt(
+        self, messages: list[Message], enqueue: Callable[[Message], Awaitable[object]]
+    ) -> None:
+        """Queue kept messages a shared backend took over from a stopped process."""
+        for message in messages:
+            self._kept.add(message.id)
+            await enqueue(message)
+
     def is_kept(self, message: Message) -> bool:
         """True while ``message`` is kept and its reply is not in the outbox yet."""
         return message.id in self._kept

@@ -22,13 +22,11 @@ from typing import Any, TypeVar
 from loguru import logger
 
 from core.events import MERGED_IDS, Message, Reply
+from core.storage import StorageUnavailable
 from plugins.postgres.db import Database, DatabaseUnavailable
 from plugins.postgres.lanes import Lanes, Lease, LeaseLost
 
 R = TypeVar("R")
-
-#: How long an answer that was not kept (HTTP) waits for the database before failing.
-RETRY_UNKEPT_S = 3.0
 
 
 @dataclass(slots=True)
@@ -83,7 +81,9 @@ class LaneHandler:
         ids = [*message.metadata.get(MERGED_IDS, ()), message.id]
         kept = any(id_ in self.kept for id_ in ids)
         lease = await self._retrying(
-            lambda: self.lanes.acquire(message.conversation_id, ids), kept, "take its lane"
+            lambda: self.lanes.acquire(message.conversation_id, ids),
+            kept,
+            "take the conversation's lane",
         )
         held = Held(lease)
         token = HELD.set(held)
@@ -96,7 +96,7 @@ class LaneHandler:
             raise
         HELD.reset(token)
         committed = await asyncio.shield(
-            self._retrying(lambda: self.commit(held), held.answer is not None, "commit")
+            self._retrying(lambda: self.commit(held), held.answer is not None, "commit the answer")
         )
         if held.answer is not None:
             self.kept.difference_update(ids)
@@ -110,19 +110,21 @@ class LaneHandler:
 
     async def _retrying(self, step: Callable[[], Awaitable[R]], kept: bool, what: str) -> R:
         """``step()``; while the database is away, again every second for a kept message
-        (it was acknowledged: it waits, holding its place), at most a few seconds else.
-        A lane lost meanwhile shows in the step's own result (the epoch check)."""
-        waited = 0.0
+        (it was acknowledged: it waits, holding its place); for another message the
+        client gets a 503 at once. A lane lost meanwhile shows in the step's own result
+        (the epoch check)."""
+        first = True
         while True:
             try:
                 return await step()
             except DatabaseUnavailable as exc:
-                if not kept and waited >= RETRY_UNKEPT_S:
-                    raise
-                if waited == 0.0:
-                    logger.warning("cannot {} ({}); retrying every second", what, exc)
+                if not kept:  # the client is told 503 with Retry-After
+                    raise StorageUnavailable(f"{what} of this message") from exc
+                if first:
+                    logger.warning("cannot {} of a kept message ({}); retrying every second",
+                                   what, exc)  # fmt: skip
+                    first = False
                 await asyncio.sleep(1.0)
-                waited += 1.0
 
     async def commit(self, held: Held) -> bool:
         """Write what the answer left on ``held`` and free the lane, in one statement,
