@@ -62,8 +62,11 @@ class LaneHandler:
         schema: str,
         lanes: Lanes,
         kept: set[str] | None = None,
+        on_answered: Callable[[], None] = lambda: None,
     ) -> None:
         self.inner = inner
+        #: Called after a commit that queued a reply (wakes this node's outbox).
+        self.on_answered = on_answered
         self.db = db
         self.lanes = lanes
         #: Ids of kept messages this process accepted or took over (the queue fills it):
@@ -100,6 +103,8 @@ class LaneHandler:
         )
         if held.answer is not None:
             self.kept.difference_update(ids)
+            if committed:
+                self.on_answered()
         if not committed:
             self.fenced += 1
             raise LeaseLost(

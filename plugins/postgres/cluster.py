@@ -101,6 +101,9 @@ class ClusterNode:
                 self.lanes.wake()
                 self._on_work()
             self.beat_error = None
+            # The polling fallback behind NOTIFY (lost while LISTEN reconnects): the
+            # outbox looks for work once a beat (one statement when there is none).
+            self._on_work()
             self.live_nodes = beat.live_nodes
             self.last_beat_at = time.time()
             since_orphans += self.interval_s

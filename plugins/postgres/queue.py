@@ -21,6 +21,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from core.durable import (
@@ -103,6 +104,8 @@ class PostgresDurableQueue:
         #: Ids of the kept messages this process accepted or took over and has not
         #: answered yet (shared with the cluster's lane handler).
         self.kept = kept if kept is not None else set()
+        #: Receives :meth:`attach`'s callbacks (the cluster runtime sets it).
+        self.on_attach: Callable[..., None] | None = None
         self.schema = schema
         self.node_id = node_id or default_node_id()
         self.node_ttl_s = node_ttl_s
@@ -112,6 +115,17 @@ class PostgresDurableQueue:
             "({col} IS NULL OR {col} = %(me)s OR {col} NOT IN (SELECT id FROM"
             f" {s}.nodes WHERE heartbeat_at > now() - make_interval(secs => %(ttl)s)))"
         )
+
+    def attach(
+        self,
+        requeue: Callable[[list[Message]], Awaitable[object]] | None = None,
+        wake_outbox: Callable[[], None] | None = None,
+        cleared: Callable[[Any], Awaitable[object]] | None = None,
+    ) -> None:
+        """The gateway's callbacks (see the ``durable_backend`` hook), passed on to the
+        cluster runtime that takes over work, wakes the outbox and tells of clears."""
+        if self.on_attach is not None:
+            self.on_attach(requeue, wake_outbox, cleared)
 
     async def open(self) -> None:
         """Nothing to open: the plugin migrates the schema and owns the pool."""

@@ -42,6 +42,7 @@ class ClusterRuntime:
         self.queue = PostgresDurableQueue(
             db, schema, node_id=node_id, node_ttl_s=node_ttl_s, kept=self.kept
         )
+        self.queue.on_attach = self.attach
         self.node = ClusterNode(
             db,
             schema,
@@ -63,7 +64,9 @@ class ClusterRuntime:
         await self.node.stop()
 
     def lane_handler(self, handler: Callable[[Message, Any], Awaitable[Any]]) -> LaneHandler:
-        wrapped = LaneHandler(handler, self.db, self.schema, self.node.lanes, self.kept)
+        wrapped = LaneHandler(
+            handler, self.db, self.schema, self.node.lanes, self.kept, self._wake_outbox
+        )
         self.handlers.append(wrapped)
         return wrapped
 

@@ -7,7 +7,7 @@ from core.contract.delivery import DeliveryResult
 from core.contract.events import Message
 from core.durable.sqlite import DurableQueue
 from core.plugins import hookimpl
-from core.testing import ScriptedAgent, gateway_of, wait_until
+from core.testing import ScriptedAgent, gateway_of, wait_settled, wait_until
 from tests.support.durable_channel import FAST_RETRIES, FakeChannel
 
 
@@ -43,7 +43,8 @@ async def test_transient_failures_are_retried_and_order_is_kept(eneca_app):
     await wait_until(lambda: len(channel.delivered) == 3)
     assert channel.delivered == ["echo: m0", "echo: m1", "echo: m2"]
     assert channel.attempts[:3] == [("echo: m0", 1), ("echo: m0", 2), ("echo: m0", 3)]
-    stats = await gateway.delivery_stats("fake")
+    # The last delivery is recorded just after the channel saw it.
+    stats = await wait_settled(gateway, "fake")
     assert stats["retries"] == 2 and stats["pending_deliveries"] == 0
 
 
