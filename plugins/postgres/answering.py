@@ -34,14 +34,22 @@ class Held:
     """The lane an answering task holds, and the writes waiting for its final commit."""
 
     lease: Lease
+    handler: LaneHandler
     #: Parameters of the store's turn INSERT for the assistant's turn.
     turn: tuple[Any, ...] | None = None
     #: Parameters of the queue's answer (inbox rows answered, the outbox row).
     answer: dict[str, Any] | None = None
+    #: The final commit ran (from the queue's answer, for a kept message).
+    done: bool = False
 
 
 #: The lane held by the current task (``None`` outside an answer, or without cluster lanes).
 HELD: contextvars.ContextVar[Held | None] = contextvars.ContextVar("eneca_pg_held", default=None)
+
+
+def _unavailable(exc: LeaseLost) -> StorageUnavailable:
+    """What the waiting client is told: 503 with Retry-After."""
+    return StorageUnavailable(f"answer this conversation ({exc})")
 
 
 def held_for(conversation_id: str) -> Held | None:
@@ -62,11 +70,8 @@ class LaneHandler:
         schema: str,
         lanes: Lanes,
         kept: set[str] | None = None,
-        on_answered: Callable[[], None] = lambda: None,
     ) -> None:
         self.inner = inner
-        #: Called after a commit that queued a reply (wakes this node's outbox).
-        self.on_answered = on_answered
         self.db = db
         self.lanes = lanes
         #: Ids of kept messages this process accepted or took over (the queue fills it):
@@ -83,35 +88,45 @@ class LaneHandler:
     async def __call__(self, message: Message, handle: Any) -> Reply:
         ids = [*message.metadata.get(MERGED_IDS, ()), message.id]
         kept = any(id_ in self.kept for id_ in ids)
-        lease = await self._retrying(
-            lambda: self.lanes.acquire(message.conversation_id, ids),
-            kept,
-            "take the conversation's lane",
-        )
-        held = Held(lease)
+        try:
+            lease = await self._retrying(
+                lambda: self.lanes.acquire(message.conversation_id, ids),
+                kept,
+                "take the conversation's lane",
+            )
+        except LeaseLost as exc:
+            raise _unavailable(exc) from exc
+        held = Held(lease, self)
         token = HELD.set(held)
         try:
             reply = await self.inner(message, handle)
-        except BaseException:
-            HELD.reset(token)
-            with contextlib.suppress(Exception):  # the reaper frees it otherwise
-                await asyncio.shield(self.lanes.release(lease))
+            if not held.done:  # not kept: the assistant's turn, and the lane freed
+                await asyncio.shield(self.finish(held))
+        except BaseException as exc:
+            if not held.done:
+                with contextlib.suppress(Exception):  # the reaper frees it otherwise
+                    await asyncio.shield(self.lanes.release(lease))
+            if isinstance(exc, LeaseLost):
+                raise _unavailable(exc) from exc
+            if isinstance(exc, DatabaseUnavailable):
+                raise StorageUnavailable("store the answer") from exc
             raise
-        HELD.reset(token)
-        committed = await asyncio.shield(
-            self._retrying(lambda: self.commit(held), held.answer is not None, "commit the answer")
-        )
-        if held.answer is not None:
-            self.kept.difference_update(ids)
-            if committed:
-                self.on_answered()
-        if not committed:
+        finally:
+            HELD.reset(token)
+        return reply
+
+    async def finish(self, held: Held) -> None:
+        """The answer's final commit (the queue calls it for a kept message, as its
+        ``answer``); raises :class:`LeaseLost` when the lane was lost meanwhile."""
+        if not await self.commit(held):
             self.fenced += 1
             raise LeaseLost(
-                f"conversation {message.conversation_id}: this node lost its lane while "
-                "answering (paused past its lease); another node answers instead"
+                f"conversation {held.lease.conversation_id}: this node lost its lane while "
+                "answering (paused past its lease); nothing was stored"
             )
-        return reply
+        held.done = True
+        if held.answer is not None:
+            self.kept.difference_update(held.answer["ids"])
 
     async def _retrying(self, step: Callable[[], Awaitable[R]], kept: bool, what: str) -> R:
         """``step()``; while the database is away, again every second for a kept message
@@ -167,7 +182,7 @@ class LaneHandler:
                 " next_attempt_at, created_at) SELECT %(a_id)s, %(a_channel)s, %(a_cid)s,"
                 " %(a_reply)s, %(a_now)s, %(a_now)s WHERE EXISTS (SELECT 1 FROM fence)"
                 " ON CONFLICT (message_id) DO NOTHING RETURNING 1),"
-                f" outbox_woke AS (SELECT pg_notify('{self.lanes.channel}', 'outbox')"
+                f" outbox_woke AS (SELECT pg_notify('{self.lanes.channel}', 'outbox:' || %(me)s)"
                 " FROM queued)"
             )
         parts.append(

@@ -150,7 +150,8 @@ class ClusterNode:
         if kind == "lane":
             self.lanes.wake(rest)
         elif kind == "outbox":
-            self._on_work()
+            if rest != self.node_id:  # this node woke its own outbox already
+                self._on_work()
         elif kind == "reaped":
             self.lanes.wake()
             self._on_work()

@@ -16,18 +16,13 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from core.storage import StorageUnavailable
 from plugins.postgres.db import Database
 
 
-class LeaseLost(StorageUnavailable):
+class LeaseLost(Exception):
     """This node no longer holds the lane (it was paused or cut off past its lease), or
-    lost its place in line: nothing of the answer was stored. A client is told 503 with
-    ``Retry-After``; a kept message is answered by the node that took it over."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__("answer this conversation (this node lost its turn)")
-        self.detail = detail
+    lost its place in line: nothing of the answer was stored. A kept message is answered
+    by the node that took it over; the lane handler tells a waiting client 503."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -225,7 +225,9 @@ class PostgresDurableQueue:
         ids = [message.id, *message.metadata.get(MERGED_IDS, ())]
         reply_json = _reply_json(reply)  # before any SQL: a value JSON refuses raises here
         held = held_for(reply.conversation_id)
-        if held is not None:  # in a cluster lane: written by its fenced final commit
+        if held is not None:
+            # In a cluster lane this is the answer's final commit: the assistant's turn,
+            # this, the lane freed, one statement fenced by the lane's epoch.
             held.answer = {
                 "now": now,
                 "ids": ids,
@@ -234,6 +236,7 @@ class PostgresDurableQueue:
                 "cid": _key(reply.conversation_id),
                 "reply": reply_json,
             }
+            await held.handler.finish(held)
             return
         s = self._s
         await self.db.execute(

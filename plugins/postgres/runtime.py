@@ -64,9 +64,7 @@ class ClusterRuntime:
         await self.node.stop()
 
     def lane_handler(self, handler: Callable[[Message, Any], Awaitable[Any]]) -> LaneHandler:
-        wrapped = LaneHandler(
-            handler, self.db, self.schema, self.node.lanes, self.kept, self._wake_outbox
-        )
+        wrapped = LaneHandler(handler, self.db, self.schema, self.node.lanes, self.kept)
         self.handlers.append(wrapped)
         return wrapped
 
