@@ -24,7 +24,7 @@ from loguru import logger
 from core.events import MERGED_IDS, Message, Reply
 from core.storage import StorageUnavailable
 from plugins.postgres.db import Database, DatabaseUnavailable
-from plugins.postgres.lanes import Lanes, Lease, LeaseLost
+from plugins.postgres.lanes import AheadOfItsTurn, Lanes, Lease, LeaseLost
 
 R = TypeVar("R")
 
@@ -70,8 +70,11 @@ class LaneHandler:
         schema: str,
         lanes: Lanes,
         kept: set[str] | None = None,
+        requeue: Callable[[list[Message]], Awaitable[object]] | None = None,
     ) -> None:
         self.inner = inner
+        #: Queues kept messages again at the back of this node's lanes.
+        self.requeue = requeue
         self.db = db
         self.lanes = lanes
         #: Ids of kept messages this process accepted or took over (the queue fills it):
@@ -96,6 +99,11 @@ class LaneHandler:
             )
         except LeaseLost as exc:
             raise _unavailable(exc) from exc
+        except AheadOfItsTurn:
+            if self.requeue is not None:
+                await asyncio.sleep(0.05)  # never a tight loop, whatever went wrong
+                await self.requeue([message])
+            raise
         held = Held(lease, self)
         token = HELD.set(held)
         try:

@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from core.errors import EnecaError
 from plugins.postgres.db import Database
 
 
@@ -23,6 +24,17 @@ class LeaseLost(Exception):
     """This node no longer holds the lane (it was paused or cut off past its lease), or
     lost its place in line: nothing of the answer was stored. A kept message is answered
     by the node that took it over; the lane handler tells a waiting client 503."""
+
+
+class AheadOfItsTurn(EnecaError):
+    """A kept message reached this node's local lane before an older kept message of the
+    same conversation that this node also holds (taken over from a stopped node, so
+    queued later): it goes to the back of the local lane, and the older one goes first."""
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(
+            f"conversation {conversation_id}: an older kept message goes first; queued again"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +95,18 @@ class Lanes:
             " t AS (SELECT COALESCE((SELECT seq FROM kept), (SELECT seq FROM tk)) AS seq,"
             f" LEAST(({head}), (SELECT seq FROM tk)) AS head),"
             f" taken AS ({take})"
-            " SELECT (SELECT seq FROM t), (SELECT epoch FROM taken)"
+            " SELECT (SELECT seq FROM t), (SELECT epoch FROM taken),"
+            f" (SELECT node_id = %(me)s AND inbox_id IS NOT NULL FROM {s}.tickets"
+            " WHERE seq = (SELECT head FROM t) AND seq != (SELECT seq FROM t))"
         )
         #: Another try with a known ticket (``None``: the ticket is gone).
         self._try = (
             f"WITH t AS (SELECT seq, ({head}) AS head FROM {s}.tickets"
             " WHERE seq = %(seq)s),"
             f" taken AS ({take})"
-            " SELECT (SELECT seq FROM t), (SELECT epoch FROM taken)"
+            " SELECT (SELECT seq FROM t), (SELECT epoch FROM taken),"
+            f" (SELECT node_id = %(me)s AND inbox_id IS NOT NULL FROM {s}.tickets"
+            " WHERE seq = (SELECT head FROM t) AND seq != (SELECT seq FROM t))"
         )
         #: Give the lane up without an answer (cancelled, failed...): a ticket of a message
         #: that was not kept goes; a kept message keeps its place for whoever answers it.
@@ -120,19 +136,23 @@ class Lanes:
         waiters.add(event)
         seq: int | None = None
         try:
-            [(seq, epoch)] = await self.db.fetch(
+            [(seq, epoch, behind)] = await self.db.fetch(
                 self._first, self._params(cid=conversation_id, ids=list(message_ids))
             )
             while epoch is None:
                 if seq is None:
                     raise LeaseLost(f"conversation {conversation_id}: no place in line")
+                if behind:
+                    raise AheadOfItsTurn(conversation_id)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), self.POLL_S)
                 event.clear()
-                [(seq, epoch)] = await self.db.fetch(
+                [(seq, epoch, behind)] = await self.db.fetch(
                     self._try, self._params(cid=conversation_id, seq=seq)
                 )
             return Lease(conversation_id, seq, epoch)
+        except AheadOfItsTurn:
+            raise  # a kept message: its ticket stays
         except BaseException:
             if seq is not None:
                 with contextlib.suppress(Exception):  # the reaper drops it otherwise

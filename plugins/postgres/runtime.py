@@ -64,7 +64,9 @@ class ClusterRuntime:
         await self.node.stop()
 
     def lane_handler(self, handler: Callable[[Message, Any], Awaitable[Any]]) -> LaneHandler:
-        wrapped = LaneHandler(handler, self.db, self.schema, self.node.lanes, self.kept)
+        wrapped = LaneHandler(
+            handler, self.db, self.schema, self.node.lanes, self.kept, self._requeue_later
+        )
         self.handlers.append(wrapped)
         return wrapped
 
@@ -77,6 +79,10 @@ class ClusterRuntime:
         self._requeue = requeue
         self._wake = wake_outbox
         self._cleared = cleared
+
+    async def _requeue_later(self, messages: list[Message]) -> None:
+        if self._requeue is not None:
+            await self._requeue(messages)
 
     def _wake_outbox(self) -> None:
         if self._wake is not None:
