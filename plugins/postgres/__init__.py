@@ -18,11 +18,7 @@ from typing import Any
 
 from loguru import logger
 
-from core import SessionCleared, hookimpl
-from core.bus import InProcessBus
-from core.errors import PluginError
-from core.gateway import Gateway
-from core.health import Check
+from core import Check, Gateway, InProcessBus, PluginError, SessionCleared, hookimpl
 from plugins.postgres.settings import PostgresSettings
 
 PLUGIN_NAME = "postgres"
@@ -148,8 +144,4 @@ class PostgresPlugin:
 
 def _mask(gateway: Gateway, secret: str) -> None:
     """Keep the DSN (it may carry a password) out of every log line."""
-    mask = getattr(gateway, "mask_secrets", None)
-    if mask is not None:
-        mask(secret)
-    else:  # before the core refactor the façade exposed the redactor itself
-        gateway.redactor.add(secret)
+    gateway.mask_secrets(secret)

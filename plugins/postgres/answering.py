@@ -21,8 +21,7 @@ from typing import Any, TypeVar
 
 from loguru import logger
 
-from core.events import MERGED_IDS, Message, Reply
-from core.storage import StorageUnavailable
+from core import MERGED_IDS, Message, Reply, StorageUnavailable
 from plugins.postgres.db import Database, DatabaseUnavailable
 from plugins.postgres.lanes import AheadOfItsTurn, Lanes, Lease, LeaseLost
 

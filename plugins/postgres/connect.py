@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 from psycopg_pool import PoolTimeout
 
-from core.errors import PluginError
+from core import PluginError
 from plugins.postgres.db import Database
 from plugins.postgres.schema import migrate
 from plugins.postgres.settings import PostgresSettings

@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from core.errors import PluginError
+from core import PluginError
 from plugins.postgres.settings import PostgresSettings
 from plugins.postgres.store import to_db
 

@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from core.errors import EnecaError
+from core import EnecaError
 from plugins.postgres.db import Database
 
 

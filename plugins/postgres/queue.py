@@ -24,12 +24,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from core.durable import (
+from core import (
+    MERGED_IDS,
+    Message,
     PendingDelivery,
+    Reply,
     message_from_json,
     reply_from_json,
 )
-from core.events import MERGED_IDS, Message, Reply
 from plugins.postgres.answering import held_for
 from plugins.postgres.db import Database
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from loguru import logger
 
-from core.events import Message, SessionCleared
+from core import Message, SessionCleared
 from plugins.postgres.answering import LaneHandler
 from plugins.postgres.cluster import ClusterNode
 from plugins.postgres.db import Database

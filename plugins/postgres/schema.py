@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import psycopg
 
-from core.errors import PluginError
+from core import PluginError
 
 OWNER = "eneca-bot"
 

@@ -9,7 +9,7 @@ from typing import ClassVar
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from core.settings import PluginSettings
+from core import PluginSettings
 
 DEFAULT_SCHEMA = "eneca_bot"
 

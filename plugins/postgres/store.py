@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from loguru import logger
 
-from core.store import ConversationInfo, Role, Turn
+from core import ConversationInfo, Role, Turn
 from plugins.postgres.answering import held_for
 from plugins.postgres.db import Database, DatabaseUnavailable
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.durable import DurableQueue
+from core.durable.sqlite import DurableQueue
 from plugins.postgres.testing import drop_schema, new_schema_name, require_postgres
 
 

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from core.events import Message
+from core.contract.events import Message
 from core.testing import wait_until
 from plugins.postgres.answering import LaneHandler
 from plugins.postgres.cluster import ClusterNode

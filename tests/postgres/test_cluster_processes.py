@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from tests.fakes.openai_server import FakeOpenAI
-from tests.faults.clients import chat, echo, eventually, get_json, thread_messages, webhook
-from tests.faults.serve_process import ServeProcess, base_env
-from tests.talkme.talkme_fake_api import FakeTalkMe
+from tests.support.clients import chat, echo, eventually, get_json, thread_messages, webhook
+from tests.support.openai_server import FakeOpenAI
+from tests.support.serve_process import ServeProcess, base_env
+from tests.support.talkme_fake_api import FakeTalkMe
 
 TTL_S = 2.0
 
@@ -59,9 +59,17 @@ async def cluster(tmp_path, postgres_dsn, postgres_schema, llm, talkme):
                 OPENAI_BASE_URL=llm.base_url,
                 TALKME_API_URL=talkme.url,
                 SHUTDOWN_GRACE_S="5",
+                # A loaded 2-core machine runs three nodes here: generous model timeouts.
+                REPLY_TIMEOUT_S="30",
+                OPENAI_TIMEOUT_S="20",
             )
             nodes.append(ServeProcess(tmp_path / f"node-{index}", env))
         await asyncio.gather(*(node.start(timeout=40) for node in nodes))
+        async with aiohttp.ClientSession() as session:  # each node loads its model client
+            warm = await asyncio.gather(
+                *(chat(session, node.url, f"warm-up-{i}", "hi") for i, node in enumerate(nodes))
+            )
+        assert all(outcome.ok for outcome in warm), warm
         return nodes
 
     try:

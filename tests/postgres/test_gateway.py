@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.errors import PluginError
+from core.contract.errors import PluginError
 from core.testing import ScriptedAgent, gateway_of
 
 
@@ -11,7 +11,7 @@ def pg_settings(dsn: str, schema: str, **extra) -> dict:
 
 
 def plugin_of(client):
-    return gateway_of(client).pm.get_plugin("postgres")
+    return gateway_of(client)._pm.get_plugin("postgres")
 
 
 async def chat(client, text: str, thread: str = "t1") -> dict:

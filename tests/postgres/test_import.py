@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from core.cli import main as cli_main
-from core.store import Turn
+from core.contract.store import Turn
 from plugins.memory_sqlite.store import SqliteConversationStore
 from plugins.postgres.connect import open_database
 from plugins.postgres.settings import PostgresSettings

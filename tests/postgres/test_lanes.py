@@ -7,13 +7,13 @@ import asyncio
 
 import pytest
 
-from core.events import Message, Reply
-from core.storage import StorageUnavailable
-from core.store import Turn
+from core.contract.errors import StorageUnavailable
+from core.contract.events import Message, Reply
+from core.contract.store import Turn
 from core.testing import wait_until
 from plugins.postgres.answering import HELD, Held, LaneHandler
 from plugins.postgres.db import Database
-from plugins.postgres.lanes import Lanes
+from plugins.postgres.lanes import AheadOfItsTurn, Lanes
 from plugins.postgres.nodes import Nodes
 from plugins.postgres.queue import PostgresDurableQueue
 from plugins.postgres.store import PostgresConversationStore
@@ -130,20 +130,29 @@ async def test_a_node_paused_past_its_lease_commits_nothing(nodes):
 
 async def test_a_kept_message_of_a_dead_node_keeps_its_place_and_is_adopted(nodes):
     a, b, _ = nodes
+    requeued: list[Message] = []
+
+    async def requeue(messages):  # what the gateway's bus does: back of the local lane
+        requeued.extend(messages)
+
+    b.handler.requeue = requeue
     kept = Message("t1", "talkme", "first", message_id="p1")
     later = Message("t1", "talkme", "second", message_id="p2")
     assert await a.queue.accept(kept)  # a acknowledged it, then died before answering
     assert await b.queue.accept(later)
     assert await b.queue.adopt_orphans() == [], "a is alive: its message is not b's"
     a.paused = True  # a dies
-    if True:
-        waiting = asyncio.create_task(b.handler(later, None))
-        await asyncio.sleep(TTL * 3)
-        assert not waiting.done(), "the second message waits for the first, a's"
-        adopted = await b.queue.adopt_orphans()  # what b's reaper round does
-        assert [m.text for m in adopted] == ["first"]
-        await b.handler(adopted[0], None)
+    waiting = asyncio.create_task(b.handler(later, None))
+    await asyncio.sleep(TTL * 3)
+    assert not waiting.done(), "the second message waits for the first, a's"
+    adopted = await b.queue.adopt_orphans()  # what b's reaper round does
+    assert [m.text for m in adopted] == ["first"]
+    # b now holds both: the later one steps back behind the older one.
+    with pytest.raises(AheadOfItsTurn):
         await asyncio.wait_for(waiting, 10)
+    assert requeued == [later]
+    await b.handler(adopted[0], None)
+    await b.handler(requeued[0], None)
     assert b.model_calls == ["first", "second"]
     due, _ = await b.queue.schedule(1e12, set())
     assert [item.reply.in_reply_to.text for item in due] == ["first"]  # one head per lane

@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from core.delivery import DeliveryResult
-from core.events import MERGED_IDS, Message, Reply
-from core.outbox import Outbox
+from core.contract.delivery import DeliveryResult
+from core.contract.events import MERGED_IDS, Message, Reply
+from core.durable.outbox import Outbox
 
 
 def message(text: str, conversation: str = "c", channel: str = "t", provider=None) -> Message:

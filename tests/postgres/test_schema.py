@@ -5,7 +5,7 @@ import asyncio
 import psycopg
 import pytest
 
-from core.errors import PluginError
+from core.contract.errors import PluginError
 from plugins.postgres.connect import open_database
 from plugins.postgres.schema import LATEST_VERSION
 from plugins.postgres.settings import PostgresSettings

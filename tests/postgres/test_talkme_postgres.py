@@ -4,8 +4,8 @@ visitor, with a bounded number of database round trips per message."""
 import pytest
 
 from core.testing import ScriptedAgent, gateway_of, wait_settled
-from tests.talkme.talkme_fake_api import FakeTalkMe
-from tests.talkme.talkme_helpers import ADMIN_KEY, webhook_body
+from tests.support.talkme_fake_api import FakeTalkMe
+from tests.support.talkme_helpers import ADMIN_KEY, webhook_body
 
 VISITORS = 10
 MESSAGES = 3
@@ -32,7 +32,7 @@ async def test_talkme_messages_are_delivered_once_in_order_within_seven_round_tr
         },
     )
     gateway = gateway_of(client)
-    db = gateway.pm.get_plugin("postgres").db
+    db = gateway._pm.get_plugin("postgres").db
     before = db.round_trips
     for turn in range(MESSAGES):
         for visitor in range(VISITORS):
