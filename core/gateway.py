@@ -216,21 +216,17 @@ class Gateway:
         self._pipeline.agent = await self._hook("agent")
         if self._pipeline.agent is None:
             logger.warning("no agent plugin enabled: every message gets the fallback text")
-        # Providers of the inbox/outbox and the bus (the postgres plugin's are shared by
-        # every process of a cluster); the defaults are SQLite and in process.
-        backend = await self._hook("durable_backend")
-        if backend is not None:
+        # Provided inbox/outbox and bus (the postgres plugin's, shared by the processes
+        # of a cluster: see the hooks' docs), else SQLite and in process.
+        if backend := await self._hook("durable_backend"):
             self._durable = backend
             self._outbox.use(backend)
             self._inbox.use(backend)
         await self._durable.open()
-        bus = await self._hook("message_bus", handler=self._pipeline.answer)
-        if bus is not None:
-            self._bus = bus
+        self._bus = await self._hook("message_bus", handler=self._pipeline.answer) or self._bus
         self._running = True
         self._outbox.start()
-        attach = getattr(self._durable, "attach", None)
-        if attach is not None:  # a backend shared by processes: see the hook's docs
+        if attach := getattr(self._durable, "attach", None):
             attach(self._requeue, self._outbox.notify, self._tell_cleared)
         # Kept messages may outnumber BUS_MAX_IN_FLIGHT after a crash: they are queued
         # anyway (new traffic waits for room), in order, before serving.
