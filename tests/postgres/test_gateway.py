@@ -63,3 +63,33 @@ async def test_a_schema_of_another_program_stops_start_up(eneca_app, postgres_ds
         conn.execute(f'CREATE TABLE "{postgres_schema}".invoices (id int)')
     with pytest.raises(PluginError, match="plugin 'postgres': PostgreSQL schema"):
         await eneca_app(["postgres"], settings=pg_settings(postgres_dsn, postgres_schema))
+
+
+async def test_a_session_cleared_on_one_node_is_told_to_every_node(
+    eneca_app, postgres_dsn, postgres_schema
+):
+    from core import hookimpl
+    from core.testing import wait_until
+
+    class Recorder:
+        def __init__(self):
+            self.cleared = []
+
+        @hookimpl
+        def session_cleared(self, event):
+            self.cleared.append((event.conversation_id, event.channel))
+
+    settings = pg_settings(postgres_dsn, postgres_schema)
+    first, second = Recorder(), Recorder()
+    one = await eneca_app(["http_api", "postgres"], agent=ScriptedAgent(), settings=settings,
+                          extra={"recorder": first}, data_dir=None)  # fmt: skip
+    two_settings = {**settings, "core": {"cluster_node_id": "second"}}
+    two = await eneca_app(["http_api", "postgres"], agent=ScriptedAgent(), settings=two_settings,
+                          extra={"recorder": second})  # fmt: skip
+    await chat(one, "remember me", thread="t-shared")
+    await wait_until(lambda: plugin_of(two).runtime.node.listening, 10)
+    response = await two.delete("/api/threads/t-shared")
+    assert response.status in (200, 204), await response.text()
+    await wait_until(lambda: first.cleared, 10)
+    assert first.cleared == [("t-shared", None)] and second.cleared == [("t-shared", None)]
+    assert await gateway_of(one).store.history("t-shared") == []
