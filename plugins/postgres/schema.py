@@ -125,6 +125,14 @@ MIGRATIONS: dict[int, str] = {
         epoch bigint NOT NULL DEFAULT 0
     );
     CREATE INDEX lanes_by_holder ON {s}.lanes(holder) WHERE holder IS NOT NULL;
+
+    -- Who a conversation belongs to (the optional OwnsConversations contract, issue 14).
+    CREATE TABLE {s}.owners (
+        conversation_id bytea PRIMARY KEY,
+        owner text NOT NULL,
+        claimed_at double precision NOT NULL
+    );
+    CREATE INDEX owners_by_owner ON {s}.owners(owner);
     """,
 }
 

@@ -127,9 +127,10 @@ class PostgresConversationStore:
         return int(
             await self.db.fetchval(
                 f"WITH gone AS (DELETE FROM {s}.turns WHERE conversation_id = %s RETURNING 1),"
-                f" conv AS (DELETE FROM {s}.conversations WHERE id = %s)"
+                f" conv AS (DELETE FROM {s}.conversations WHERE id = %s),"
+                f" own AS (DELETE FROM {s}.owners WHERE conversation_id = %s)"
                 " SELECT count(*) FROM gone",
-                (key, key),
+                (key, key, key),
             )
         )
 
@@ -138,8 +139,9 @@ class PostgresConversationStore:
         return int(
             await self.db.fetchval(
                 f"WITH conv AS (DELETE FROM {s}.conversations WHERE channel = %s RETURNING id),"
-                f" gone AS (DELETE FROM {s}.turns WHERE conversation_id IN"
-                " (SELECT id FROM conv)) SELECT count(*) FROM conv",
+                f" gone AS (DELETE FROM {s}.turns WHERE conversation_id IN (SELECT id FROM conv)),"
+                f" own AS (DELETE FROM {s}.owners WHERE conversation_id IN (SELECT id FROM conv))"
+                " SELECT count(*) FROM conv",
                 (to_db(channel),),
             )
         )
@@ -190,6 +192,51 @@ class PostgresConversationStore:
             return False
         return bool(ok)
 
+    # -- OwnsConversations (optional contract, issue 14) ------------------------------------
+
+    async def claim(self, conversation_id: str, owner: str) -> bool:
+        """Bind a conversation with no owner and no turns to ``owner``, atomically; True
+        also when ``owner`` already has it, False when another owner has it or it has
+        turns without an owner."""
+        s = self._s
+        return bool(
+            await self.db.fetchval(
+                f"WITH mine AS (INSERT INTO {s}.owners(conversation_id, owner, claimed_at)"
+                f" SELECT %(cid)s, %(owner)s, {_NOW} WHERE NOT EXISTS"
+                f" (SELECT 1 FROM {s}.conversations WHERE id = %(cid)s)"
+                " ON CONFLICT (conversation_id) DO NOTHING RETURNING owner)"
+                " SELECT COALESCE((SELECT owner FROM mine),"
+                f" (SELECT owner FROM {s}.owners WHERE conversation_id = %(cid)s)) = %(owner)s",
+                {"cid": to_db(conversation_id), "owner": owner},
+            )
+        )
+
+    async def owner(self, conversation_id: str) -> str | None:
+        """Who ``conversation_id`` belongs to (``None``: nobody)."""
+        value = await self.db.fetchval(
+            f"SELECT owner FROM {self._s}.owners WHERE conversation_id = %s",
+            (to_db(conversation_id),),
+        )
+        return None if value is None else str(value)
+
+    async def list_owned(
+        self, owner: str, limit: int = 100, offset: int = 0
+    ) -> Sequence[ConversationInfo]:
+        """``owner``'s conversations, most recently active first (claimed but empty ones
+        too, active since their claim)."""
+        s = self._s
+        rows = await self.db.fetch(
+            "SELECT o.conversation_id, c.channel, COALESCE(c.turns, 0),"
+            f" COALESCE(c.last_activity, o.claimed_at) AS active FROM {s}.owners o"
+            f" LEFT JOIN {s}.conversations c ON c.id = o.conversation_id WHERE o.owner = %s"
+            " ORDER BY active DESC, o.conversation_id LIMIT %s OFFSET %s",
+            (owner, max(limit, 0), max(offset, 0)),
+        )
+        return [
+            ConversationInfo(from_db(cid), "" if ch is None else from_db(ch), turns, active)
+            for cid, ch, turns, active in rows
+        ]
+
     # -- beyond the protocol ------------------------------------------------------------------
 
     async def purge_idle(self, idle_for_s: float, now: float | None = None) -> int:
@@ -204,6 +251,8 @@ class PostgresConversationStore:
                     f" {s}.conversations WHERE last_activity < %s ORDER BY last_activity"
                     " LIMIT %s) RETURNING id),"
                     f" gone AS (DELETE FROM {s}.turns WHERE conversation_id IN"
+                    " (SELECT id FROM conv)),"
+                    f" own AS (DELETE FROM {s}.owners WHERE conversation_id IN"
                     " (SELECT id FROM conv)) SELECT count(*) FROM conv",
                     (cutoff, PURGE_BATCH),
                 )
