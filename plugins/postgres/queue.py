@@ -22,6 +22,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from core import (
@@ -36,6 +37,8 @@ from plugins.postgres.answering import held_for
 from plugins.postgres.db import Database
 
 DEFAULT_NODE_TTL_S = 5.0
+#: Whether this core's PendingDelivery carries a trace (issue 19).
+_TRACED = "trace" in getattr(PendingDelivery, "__dataclass_fields__", {})
 
 
 def default_node_id() -> str:
@@ -138,13 +141,15 @@ class PostgresDurableQueue:
     def _params(self, **params: Any) -> dict[str, Any]:
         return {"me": self.node_id, "ttl": self.node_ttl_s, **params}
 
-    async def accept(self, message: Message) -> bool:
-        """Keep ``message``; False when the provider already sent this message id."""
+    async def accept(self, message: Message, trace: str | None = None) -> bool:
+        """Keep ``message``; False when the provider already sent this message id.
+        ``trace`` (a W3C traceparent) is kept with it for the node that answers."""
         s = self._s
         kept = await self.db.fetchval(
             f"WITH kept AS (INSERT INTO {s}.inbox(id, channel, conversation_id, provider_id,"
-            " message, received_at, claimed_by) VALUES (%(id)s, %(channel)s, %(cid)s,"
-            " %(provider)s, %(message)s, %(at)s, %(me)s) ON CONFLICT DO NOTHING RETURNING 1),"
+            " message, received_at, claimed_by, trace) VALUES (%(id)s, %(channel)s, %(cid)s,"
+            " %(provider)s, %(message)s, %(at)s, %(me)s, %(trace)s) ON CONFLICT DO NOTHING"
+            " RETURNING 1),"
             f" ticket AS (INSERT INTO {s}.tickets(conversation_id, node_id, inbox_id)"
             " SELECT %(cid)s, %(me)s, %(id)s FROM kept),"
             f" dup AS (INSERT INTO {s}.duplicates AS d SELECT %(channel)s, 1"
@@ -158,6 +163,7 @@ class PostgresDurableQueue:
                 provider=_key(message.message_id),
                 message=_message_json(message),
                 at=message.received_at,
+                trace=trace,
             ),
         )
         if kept:
@@ -195,6 +201,10 @@ class PostgresDurableQueue:
         they are claimed by this node in the same statement."""
         return await self._claim_unanswered(self._free.format(col="claimed_by"))
 
+    async def unanswered_traced(self) -> list[tuple[Message, str | None]]:
+        """:meth:`unanswered` with each message's trace (a W3C traceparent or ``None``)."""
+        return await self._claim_unanswered(self._free.format(col="claimed_by"), traced=True)
+
     async def adopt_orphans(self) -> list[Message]:
         """Like :meth:`unanswered`, but only messages held by no node or by a dead one
         (never this node's own, which its lanes already hold)."""
@@ -202,24 +212,26 @@ class PostgresDurableQueue:
             self._free.format(col="claimed_by") + " AND claimed_by IS DISTINCT FROM %(me)s"
         )
 
-    async def _claim_unanswered(self, condition: str) -> list[Message]:
+    async def _claim_unanswered(self, condition: str, traced: bool = False) -> Any:
         s = self._s
         rows = await self.db.fetch(
             f"WITH mine AS (UPDATE {s}.inbox SET claimed_by = %(me)s WHERE status = 'pending'"
-            f" AND {condition} RETURNING seq, id, conversation_id, message),"
+            f" AND {condition} RETURNING seq, id, conversation_id, message, trace),"
             f" moved AS (UPDATE {s}.tickets SET node_id = %(me)s WHERE inbox_id IN"
             " (SELECT id FROM mine)),"
             f" added AS (INSERT INTO {s}.tickets(conversation_id, node_id, inbox_id)"
             " SELECT conversation_id, %(me)s, id FROM mine ORDER BY seq"
             " ON CONFLICT (inbox_id) DO NOTHING)"
-            " SELECT seq, message FROM mine",
+            " SELECT seq, message, trace FROM mine",
             self._params(),
         )
-        messages = [message_from_json(raw) for _, raw in sorted(rows)]
-        self.kept.update(message.id for message in messages)
-        return messages
+        found = [(message_from_json(raw), trace) for _, raw, trace in sorted(rows)]
+        self.kept.update(message.id for message, _ in found)
+        return found if traced else [message for message, _ in found]
 
-    async def answer(self, reply: Reply, now: float | None = None) -> None:
+    async def answer(
+        self, reply: Reply, now: float | None = None, trace: str | None = None
+    ) -> None:
         """Mark the message (and any merged into it) answered and queue its reply, in one
         statement."""
         now = time.time() if now is None else now
@@ -237,6 +249,7 @@ class PostgresDurableQueue:
                 "channel": _key(reply.channel),
                 "cid": _key(reply.conversation_id),
                 "reply": reply_json,
+                "trace": trace,
             }
             await held.handler.finish(held)
             return
@@ -246,8 +259,8 @@ class PostgresDurableQueue:
             " claimed_by = NULL WHERE id = ANY(%(ids)s::text[])),"
             f" ticket AS (DELETE FROM {s}.tickets WHERE inbox_id = ANY(%(ids)s::text[]))"
             f" INSERT INTO {s}.outbox(message_id, channel, conversation_id, reply,"
-            " next_attempt_at, created_at) VALUES (%(id)s, %(channel)s, %(cid)s, %(reply)s,"
-            " %(now)s, %(now)s) ON CONFLICT (message_id) DO NOTHING",
+            " next_attempt_at, created_at, trace) VALUES (%(id)s, %(channel)s, %(cid)s,"
+            " %(reply)s, %(now)s, %(now)s, %(trace)s) ON CONFLICT (message_id) DO NOTHING",
             {
                 "now": now,
                 "ids": ids,
@@ -255,6 +268,7 @@ class PostgresDurableQueue:
                 "channel": _key(reply.channel),
                 "cid": _key(reply.conversation_id),
                 "reply": reply_json,
+                "trace": trace,
             },
         )
         self.kept.difference_update(ids)
@@ -280,26 +294,29 @@ class PostgresDurableQueue:
             " FOR UPDATE SKIP LOCKED),"
             f" taken AS (UPDATE {s}.outbox o SET claimed_by = %(me)s FROM pick"
             " WHERE o.seq = pick.seq AND o.status = 'pending'"
-            " RETURNING o.seq, o.reply, o.attempts, o.progress, o.message_id)"
-            " SELECT t.seq, t.reply, t.attempts, t.progress, i.message, NULL"
+            " RETURNING o.seq, o.reply, o.attempts, o.progress, o.message_id, o.trace)"
+            " SELECT t.seq, t.reply, t.attempts, t.progress, i.message, NULL, t.trace"
             f" FROM taken t JOIN {s}.inbox i ON i.id = t.message_id"
             " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, (SELECT min(next_attempt_at)"
-            " FROM open_ WHERE seq NOT IN (SELECT seq FROM taken))"
-            " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, %(now)s + 1.0 WHERE EXISTS"
+            " FROM open_ WHERE seq NOT IN (SELECT seq FROM taken)), NULL"
+            " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, %(now)s + 1.0, NULL WHERE EXISTS"
             " (SELECT 1 FROM heads h WHERE NOT (h.conversation_id = ANY(%(busy)s::text[]))"
             f" AND NOT {free})",
             self._params(now=now, busy=[_key(c) for c in busy], limit=limit),
         )
         due: list[tuple[int, PendingDelivery]] = []
         next_at: float | None = None
-        for seq, reply_json, attempts, progress, message_json, when in rows:
+        for seq, reply_json, attempts, progress, message_json, when, trace in rows:
             if seq is None:
                 if when is not None:
                     next_at = when if next_at is None else min(next_at, when)
                 continue
             message = message_from_json(message_json)
             reply = reply_from_json(reply_json, message)
-            due.append((seq, PendingDelivery(seq, reply, attempts, json.loads(progress))))
+            item = PendingDelivery(seq, reply, attempts, json.loads(progress))
+            if trace is not None and _TRACED:  # core with tracing (issue 19)
+                item = replace(item, trace=trace)  # type: ignore[call-arg]
+            due.append((seq, item))
         due.sort(key=lambda pair: pair[0])
         return [item for _, item in due], next_at
 

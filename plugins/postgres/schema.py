@@ -79,7 +79,8 @@ MIGRATIONS: dict[int, str] = {
         status text NOT NULL DEFAULT 'pending',
         received_at double precision NOT NULL,
         answered_at double precision,
-        claimed_by text
+        claimed_by text,
+        trace text
     );
     CREATE UNIQUE INDEX inbox_provider ON {s}.inbox(channel, provider_id)
         WHERE provider_id IS NOT NULL;
@@ -98,7 +99,8 @@ MIGRATIONS: dict[int, str] = {
         created_at double precision NOT NULL,
         delivered_at double precision,
         progress text NOT NULL DEFAULT '{{}}',
-        claimed_by text
+        claimed_by text,
+        trace text
     );
     CREATE INDEX outbox_pending ON {s}.outbox(conversation_id, seq) WHERE status = 'pending';
     CREATE INDEX outbox_by_channel ON {s}.outbox(channel, seq);

@@ -190,3 +190,19 @@ async def test_the_outbox_delivers_every_reply_in_order_with_retries(queue):
         assert [text for c, text in sent if c == conversation] == ["re a", "re b", "re c"]
     stats = await queue.stats()
     assert (stats["delivered"], stats["retries"], stats["pending_deliveries"]) == (6, 2, 0)
+
+
+async def test_a_webhooks_trace_is_kept_for_the_node_that_answers(pg_queues):
+    # Issue 19's additions to the durable queue: accept/answer take a traceparent.
+    queue = await pg_queues.open()
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    kept = message("traced", provider="t1")
+    assert await queue.accept(kept, trace=trace)
+    other = await pg_queues.open(node_id="node-b")
+    await queue.db.execute(  # the accepting node stopped
+        f'UPDATE "{pg_queues.schema}".inbox SET claimed_by = NULL'
+    )
+    assert await other.unanswered_traced() == [(kept, trace)]
+    await other.answer(Reply("c", "t", "re", kept), trace=trace)
+    [item], _ = await other.schedule(1e12, set())
+    assert getattr(item, "trace", trace) == trace
