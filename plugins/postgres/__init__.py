@@ -70,7 +70,11 @@ class PostgresPlugin:
         self.runtime = runtime
         self.schema_version = version
         self.store = PostgresConversationStore(
-            db, settings.schema, max_messages=settings.max_messages, max_chars=settings.max_chars
+            db,
+            settings.schema,
+            max_messages=settings.max_messages,
+            max_chars=settings.max_chars,
+            node_id=node_id,
         )
         logger.info(
             "PostgreSQL schema {} (version {}): memory, inbox/outbox and lanes; node {}",

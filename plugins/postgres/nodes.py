@@ -46,6 +46,8 @@ class Nodes:
             " (SELECT id FROM dead)),"
             f" outbox AS (UPDATE {s}.outbox SET claimed_by = NULL WHERE claimed_by IN"
             " (SELECT id FROM dead)),"
+            f" idem AS (DELETE FROM {s}.idempotency WHERE (body IS NULL AND node_id IN"
+            " (SELECT id FROM dead)) OR expires_at < now()),"
             # A plain SELECT in a WITH runs only when the query reads it: it is read below.
             f" woke AS (SELECT pg_notify('{channel}', 'reaped') WHERE EXISTS"
             " (SELECT 1 FROM dead))"

@@ -135,6 +135,19 @@ MIGRATIONS: dict[int, str] = {
         claimed_at double precision NOT NULL
     );
     CREATE INDEX owners_by_owner ON {s}.owners(owner);
+
+    -- Idempotency-Key answers shared by every node: body NULL while the first request
+    -- runs (on node_id); a dead node's running entries are dropped by the reaper.
+    CREATE TABLE {s}.idempotency (
+        scope text PRIMARY KEY,
+        thread bytea NOT NULL,
+        fingerprint bytea NOT NULL,
+        node_id text NOT NULL,
+        body text,
+        expires_at timestamptz NOT NULL
+    );
+    CREATE INDEX idempotency_by_thread ON {s}.idempotency(thread);
+    CREATE INDEX idempotency_by_expiry ON {s}.idempotency(expires_at);
     """,
 }
 

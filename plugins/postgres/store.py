@@ -10,14 +10,15 @@ unique index.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 from loguru import logger
 
-from core import ConversationInfo, Role, Turn
+from core import ApiError, ConversationInfo, Role, Turn
 from plugins.postgres.answering import held_for
 from plugins.postgres.db import Database, DatabaseUnavailable
 
@@ -55,11 +56,14 @@ class PostgresConversationStore:
         *,
         max_messages: int | None = 40,
         max_chars: int | None = None,
+        node_id: str = "",
     ) -> None:
         self.db = db
         self.schema = schema
         self.max_messages = max_messages
         self.max_chars = max_chars
+        #: The node this process is in the cluster (names its running Idempotency-Keys).
+        self.node_id = node_id or "single"
         s = f'"{schema}"'
         self._s = s
         self._insert = (
@@ -128,9 +132,10 @@ class PostgresConversationStore:
             await self.db.fetchval(
                 f"WITH gone AS (DELETE FROM {s}.turns WHERE conversation_id = %s RETURNING 1),"
                 f" conv AS (DELETE FROM {s}.conversations WHERE id = %s),"
-                f" own AS (DELETE FROM {s}.owners WHERE conversation_id = %s)"
+                f" own AS (DELETE FROM {s}.owners WHERE conversation_id = %s),"
+                f" idem AS (DELETE FROM {s}.idempotency WHERE thread = %s)"
                 " SELECT count(*) FROM gone",
-                (key, key, key),
+                (key, key, key, key),
             )
         )
 
@@ -191,6 +196,79 @@ class PostgresConversationStore:
             logger.warning("postgres store: ping failed: {}", exc)
             return False
         return bool(ok)
+
+    # -- SharesIdempotency (optional contract, issue 15) -------------------------------------
+
+    #: The node running a first request holds its key this long at most.
+    IDEMPOTENCY_RUNNING_S = 600.0
+
+    async def idempotent(
+        self,
+        scope: tuple[str, str, str],
+        digest: bytes,
+        produce: Callable[[], Awaitable[tuple[dict[str, Any], bool]]],
+        ttl_s: float,
+    ) -> tuple[dict[str, Any], bool]:
+        """The answer for ``scope`` (route, thread, key) on every node: the remembered
+        one (``True``) or ``produce()``'s, run once however many nodes get the key at
+        once (the others wait for it). A different request under the same key is 422."""
+        s = self._s
+        key = "\x1f".join(scope)
+        params = {"scope": key, "thread": to_db(scope[1]), "fp": digest, "me": self.node_id}
+        while True:
+            [(mine, fingerprint, body, expired)] = await self.db.fetch(
+                f"WITH mine AS (INSERT INTO {s}.idempotency(scope, thread, fingerprint, node_id,"
+                " expires_at) VALUES (%(scope)s, %(thread)s, %(fp)s, %(me)s, now() +"
+                " make_interval(secs => %(running)s)) ON CONFLICT (scope) DO NOTHING RETURNING 1)"
+                " SELECT (SELECT count(*) FROM mine), i.fingerprint, i.body,"
+                f" i.expires_at < now() FROM (SELECT 1) AS one LEFT JOIN {s}.idempotency i"
+                " ON i.scope = %(scope)s",
+                {**params, "running": self.IDEMPOTENCY_RUNNING_S},
+            )
+            if mine:
+                return await self._produce_once(params, produce, ttl_s), False
+            if fingerprint is None or expired:
+                await self.db.execute(
+                    f"DELETE FROM {s}.idempotency WHERE scope = %s AND expires_at < now()",
+                    (key,),
+                )
+                continue
+            if bytes(fingerprint) != digest:
+                raise ApiError(
+                    422,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was already used for a different request",
+                )
+            if body is not None:
+                return json.loads(body), True
+            await asyncio.sleep(0.1)  # the first request runs (maybe on another node)
+
+    async def _produce_once(
+        self,
+        params: dict[str, Any],
+        produce: Callable[[], Awaitable[tuple[dict[str, Any], bool]]],
+        ttl_s: float,
+    ) -> dict[str, Any]:
+        s = self._s
+        try:
+            body, reusable = await produce()
+        except BaseException:
+            await asyncio.shield(
+                self.db.execute(
+                    f"DELETE FROM {s}.idempotency WHERE scope = %(scope)s AND body IS NULL",
+                    params,
+                )
+            )
+            raise
+        if reusable:
+            await self.db.execute(
+                f"UPDATE {s}.idempotency SET body = %(body)s, expires_at = now() +"
+                " make_interval(secs => %(ttl)s) WHERE scope = %(scope)s",
+                {**params, "body": json.dumps(body), "ttl": ttl_s},
+            )
+        else:
+            await self.db.execute(f"DELETE FROM {s}.idempotency WHERE scope = %(scope)s", params)
+        return body
 
     # -- OwnsConversations (optional contract, issue 14) ------------------------------------
 

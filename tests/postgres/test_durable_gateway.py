@@ -54,7 +54,7 @@ async def test_delivery_progress_survives_a_restart(eneca_app, tmp_path, postgre
 
 
 async def test_more_kept_messages_than_the_bus_holds_are_all_answered_after_a_restart(
-    eneca_app, postgres_dsn, postgres_schema
+    postgres_dsn, postgres_schema, eneca_app
 ):
     # As in tests/core/durable/test_durable.py, the messages kept by a process that is gone.
     from core.contract.events import Message

@@ -21,7 +21,7 @@ async def chat(client, text: str, thread: str = "t1") -> dict:
 
 
 async def test_conversations_live_in_postgres_and_survive_a_restart(
-    eneca_app, postgres_dsn, postgres_schema, tmp_path
+    postgres_dsn, postgres_schema, eneca_app, tmp_path
 ):
     settings = pg_settings(postgres_dsn, postgres_schema)
     agent = ScriptedAgent(lambda request: f"{len(request.history)} turns seen")
@@ -40,7 +40,7 @@ async def test_conversations_live_in_postgres_and_survive_a_restart(
 
 
 async def test_an_api_chat_turn_costs_at_most_three_round_trips(
-    eneca_app, postgres_dsn, postgres_schema
+    postgres_dsn, postgres_schema, eneca_app
 ):
     client = await eneca_app(
         ["http_api", "postgres"],
@@ -55,7 +55,7 @@ async def test_an_api_chat_turn_costs_at_most_three_round_trips(
     assert (db.round_trips - before) / 10 <= 3
 
 
-async def test_a_schema_of_another_program_stops_start_up(eneca_app, postgres_dsn, postgres_schema):
+async def test_a_schema_of_another_program_stops_start_up(postgres_dsn, postgres_schema, eneca_app):
     import psycopg
 
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
@@ -66,7 +66,7 @@ async def test_a_schema_of_another_program_stops_start_up(eneca_app, postgres_ds
 
 
 async def test_a_session_cleared_on_one_node_is_told_to_every_node(
-    eneca_app, postgres_dsn, postgres_schema
+    postgres_dsn, postgres_schema, eneca_app
 ):
     from core import hookimpl
     from core.testing import wait_until
@@ -93,3 +93,35 @@ async def test_a_session_cleared_on_one_node_is_told_to_every_node(
     await wait_until(lambda: first.cleared, 10)
     assert first.cleared == [("t-shared", None)] and second.cleared == [("t-shared", None)]
     assert await gateway_of(one).store.history("t-shared") == []
+
+
+async def test_one_idempotency_key_sent_to_three_nodes_at_once_runs_the_agent_once(
+    postgres_dsn, postgres_schema, eneca_app
+):
+    import asyncio
+
+    settings = pg_settings(postgres_dsn, postgres_schema)
+    agent = ScriptedAgent(lambda request: f"answer to {request.message.text}", delay=0.3)
+    nodes = [
+        await eneca_app(
+            ["http_api", "postgres"],
+            agent=agent,
+            settings={**settings, "core": {"cluster_node_id": f"node-{n}"}},
+        )
+        for n in range(3)
+    ]
+    body = {"message": "pay once", "thread_id": "t-idem"}
+    headers = {"Idempotency-Key": "k-123"}
+    responses = await asyncio.gather(
+        *(node.post("/api/chat", json=body, headers=headers) for node in nodes)
+    )
+    assert [response.status for response in responses] == [200, 200, 200]
+    bodies = [await response.json() for response in responses]
+    assert all(b["response"] == "answer to pay once" for b in bodies)
+    assert len(agent.requests) == 1
+    replayed = [r.headers.get("Idempotent-Replayed") for r in responses]
+    assert (replayed.count("true"), replayed.count(None)) == (2, 1)
+    # The same key for another request is refused on any node.
+    other = await nodes[2].post("/api/chat", json={**body, "message": "pay twice"}, headers=headers)
+    assert other.status == 422
+    assert (await other.json())["error"]["code"] == "idempotency_key_reused"

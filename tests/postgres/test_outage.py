@@ -10,7 +10,7 @@ from tests.postgres.proxy import CuttableProxy
 
 
 async def test_a_database_outage_answers_503_then_recovers(
-    eneca_app, postgres_dsn, postgres_schema
+    postgres_dsn, postgres_schema, eneca_app
 ):
     info = psycopg.conninfo.conninfo_to_dict(postgres_dsn)
     proxy = CuttableProxy(info.get("host", "127.0.0.1"), int(info.get("port", 5432)))
