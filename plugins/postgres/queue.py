@@ -289,11 +289,15 @@ class PostgresDurableQueue:
             " ORDER BY conversation_id, seq),"
             " open_ AS (SELECT h.seq, h.next_attempt_at FROM heads h"
             f" WHERE NOT (h.conversation_id = ANY(%(busy)s::text[])) AND {free}),"
-            f" pick AS MATERIALIZED (SELECT seq FROM {s}.outbox WHERE seq IN (SELECT seq"
-            " FROM open_ WHERE next_attempt_at <= %(now)s) ORDER BY seq LIMIT %(limit)s"
-            " FOR UPDATE SKIP LOCKED),"
+            # The claim is checked again on the row as it is when locked (another node
+            # may have claimed it since this statement's snapshot): never two senders.
+            f" pick AS MATERIALIZED (SELECT seq FROM {s}.outbox o WHERE seq IN (SELECT seq"
+            " FROM open_ WHERE next_attempt_at <= %(now)s) AND o.status = 'pending'"
+            f" AND {self._free.format(col='o.claimed_by')}"
+            " ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED),"
             f" taken AS (UPDATE {s}.outbox o SET claimed_by = %(me)s FROM pick"
             " WHERE o.seq = pick.seq AND o.status = 'pending'"
+            f" AND {self._free.format(col='o.claimed_by')}"
             " RETURNING o.seq, o.reply, o.attempts, o.progress, o.message_id, o.trace)"
             " SELECT t.seq, t.reply, t.attempts, t.progress, i.message, NULL, t.trace"
             f" FROM taken t JOIN {s}.inbox i ON i.id = t.message_id"

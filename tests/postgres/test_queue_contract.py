@@ -206,3 +206,25 @@ async def test_a_webhooks_trace_is_kept_for_the_node_that_answers(pg_queues):
     await other.answer(Reply("c", "t", "re", kept), trace=trace)
     [item], _ = await other.schedule(1e12, set())
     assert getattr(item, "trace", trace) == trace
+
+
+async def test_two_nodes_claiming_at_once_never_take_the_same_reply(pg_queues):
+    from plugins.postgres.nodes import Nodes
+
+    first = await pg_queues.open(node_id="node-a")
+    second = await pg_queues.open(node_id="node-b")
+    for node in ("node-a", "node-b"):
+        await Nodes(first.db, pg_queues.schema, node, 5.0).beat()
+    for number in range(120):
+        await answered(first, [f"m{number}"], conversation=f"c{number}", now=100)
+    taken: list[int] = []
+    busy: dict[object, set[str]] = {first: set(), second: set()}  # as each node's outbox
+    for _ in range(5):
+        batches = await asyncio.gather(
+            *(queue.schedule(1e12, set(busy[queue]), limit=16) for queue in (first, second))
+        )
+        for queue, (due, _) in zip((first, second), batches, strict=True):
+            busy[queue].update(item.reply.conversation_id for item in due)
+            taken += [item.seq for item in due]
+    assert len(taken) == len(set(taken)), "a reply claimed by two nodes would be sent twice"
+    assert len(taken) == 120
