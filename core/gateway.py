@@ -216,32 +216,18 @@ class Gateway:
         self._pipeline.agent = await self._hook("agent")
         if self._pipeline.agent is None:
             logger.warning("no agent plugin enabled: every message gets the fallback text")
-        # Provided inbox/outbox and bus (the postgres plugin's, shared by the processes
-        # of a cluster: see the hooks' docs), else SQLite and in process.
         if backend := await self._hook("durable_backend"):
-            self._durable = backend
-            self._outbox.use(backend)
-            self._inbox.use(backend)
+            self._durable = self._inbox.use(backend, self._outbox)
         await self._durable.open()
         self._bus = await self._hook("message_bus", handler=self._pipeline.answer) or self._bus
         self._running = True
         self._outbox.start()
-        if attach := getattr(self._durable, "attach", None):
-            attach(self._requeue, self._outbox.notify, self._tell_cleared)
-        # Kept messages may outnumber BUS_MAX_IN_FLIGHT after a crash: they are queued
-        # anyway (new traffic waits for room), in order, before serving.
-        await self._inbox.replay(lambda message: self._bus.publish(message, overflow=True))
+        again = functools.partial(self._bus.publish, overflow=True)  # kept: past the bound
+        self._inbox.share(again, self._outbox.notify, self._hook)
+        await self._inbox.replay(again)
         if self.settings.durable_retention_days > 0:
             purger = purge_settled(self._durable, self.settings.durable_retention_days)
             self._tasks.append(asyncio.create_task(purger, name="durable-retention"))
-
-    async def _requeue(self, messages: list[Message]) -> None:
-        """Queue kept messages a shared backend took over (from a stopped process)."""
-        await self._inbox.adopt(messages, lambda message: self._bus.publish(message, overflow=True))
-
-    async def _tell_cleared(self, event: SessionCleared) -> None:
-        """Another process cleared a session: tell this process's plugins."""
-        await self._hook("session_cleared", event=event)
 
     async def _stop(self) -> None:
         self._running = False
