@@ -26,12 +26,15 @@ _EXPORTS: dict[str, str] = {
     "hookimpl": "core.plugins",
     "Gateway": "core.gateway",
     "ReplyHandle": "core.engine.bus",
+    "MessageBus": "core.engine.bus",
+    "InProcessBus": "core.engine.bus",
     # values and interfaces (the contract room)
     "Message": "core.contract.events",
     "Reply": "core.contract.events",
     "ReplyError": "core.contract.events",
     "Chunk": "core.contract.events",
     "SessionCleared": "core.contract.events",
+    "MERGED_IDS": "core.contract.events",
     "Agent": "core.contract.agent",
     "AgentRequest": "core.contract.agent",
     "ChunkSink": "core.contract.agent",
@@ -86,10 +89,15 @@ _EXPORTS: dict[str, str] = {
     # helpers for storage plugins and stats
     "GroupCommit": "core.durable.group_commit",
     "percentile": "core.durable.stats",
+    # for a durable backend of another storage (the postgres plugin's)
+    "PendingDelivery": "core.durable.sqlite",
+    "message_from_json": "core.durable.codec",
+    "reply_from_json": "core.durable.codec",
     "dumps": "core.jsonenc",
 }
 
 __all__ = [
+    "MERGED_IDS",
     "NOT_BLANK",
     "REQUEST_ID",
     "VISITOR_HEADER",
@@ -115,11 +123,14 @@ __all__ = [
     "ErrorResponse",
     "Gateway",
     "GroupCommit",
+    "InProcessBus",
     "KeyKind",
     "Message",
+    "MessageBus",
     "Ownership",
     "OwnsConversations",
     "Passage",
+    "PendingDelivery",
     "PluginError",
     "PluginSettings",
     "RateLimited",
@@ -143,11 +154,13 @@ __all__ = [
     "error_response",
     "hookimpl",
     "json_response",
+    "message_from_json",
     "percentile",
     "presented_key",
     "public_prefix",
     "read_json",
     "read_model",
+    "reply_from_json",
     "require_api_key",
     "split_commas",
     "validate",
@@ -180,7 +193,14 @@ if TYPE_CHECKING:  # for type checkers and editors; nothing is imported at run t
         RateLimited,
         StorageUnavailable,
     )
-    from core.contract.events import Chunk, Message, Reply, ReplyError, SessionCleared
+    from core.contract.events import (
+        MERGED_IDS,
+        Chunk,
+        Message,
+        Reply,
+        ReplyError,
+        SessionCleared,
+    )
     from core.contract.health import Check
     from core.contract.knowledge import Passage
     from core.contract.store import (
@@ -191,9 +211,11 @@ if TYPE_CHECKING:  # for type checkers and editors; nothing is imported at run t
         Role,
         Turn,
     )
+    from core.durable.codec import message_from_json, reply_from_json
     from core.durable.group_commit import GroupCommit
+    from core.durable.sqlite import PendingDelivery
     from core.durable.stats import percentile
-    from core.engine.bus import ReplyHandle
+    from core.engine.bus import InProcessBus, MessageBus, ReplyHandle
     from core.gateway import Gateway
     from core.jsonenc import dumps
     from core.plugins import hookimpl

@@ -21,6 +21,13 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     serve = commands.add_parser("serve", help="run the gateway")
     serve.add_argument("--host", help="interface to listen on (HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (PORT)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="gateway processes sharing the port (above 1 needs the postgres plugin)",
+    )
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("--config", help="TOML config file (before or after the command)")
     check = commands.add_parser("check", help="validate the configuration and plugins, then exit")
     check.add_argument("--config", help="TOML config file (before or after the command)")
@@ -108,7 +115,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc))
     args = parser.parse_args(_without_global_options(argv))
     if args.command in (None, "serve"):
-        return _serve(config)
+        workers = getattr(args, "workers", 1)
+        if workers > 1:
+            from core.workers import child_command, refusal, supervise
+
+            why = refusal(workers, config.core.plugins)
+            return _fail(why) if why else supervise(workers, child_command(argv))
+        return _serve(config, reuse_port=getattr(args, "reuse_port", False))
     if args.command == "config":
         from core.config.reference import markdown
 
@@ -174,7 +187,7 @@ def _list_plugins(config_file: str | None) -> int:
 GC_THRESHOLDS = (10_000, 20, 50)
 
 
-def _serve(config: Any) -> int:
+def _serve(config: Any, reuse_port: bool = False) -> int:
     """Process-wide set-up is decided here, not in ``create_app``: the console logger
     (masking the app's secrets) and the garbage collector's tuning."""
     from aiohttp import web
@@ -214,6 +227,9 @@ def _serve(config: Any) -> int:
                 core.host, core.port, config.config_file, core.data_dir, core.log_dir, app[LOG_FILE]
             ),
             loop=uvloop.new_event_loop() if uvloop else None,
+            # --workers: every worker listens on the same port; the kernel spreads
+            # connections over them.
+            reuse_port=reuse_port or None,
         )
     except EnecaError as exc:
         return _fail(str(exc))

@@ -161,8 +161,6 @@ class Gateway:
         """Passages from whichever plugin provides ``knowledge_search`` (none: empty)."""
         return list(await self._hook("knowledge_search", query=query, limit=limit) or [])
 
-    # -- protection and secrets ------------------------------------------------------------
-
     def check_rate(self, key: str, what: str = "requests") -> None:
         """Count one request for ``key``; raises ``RateLimited`` (HTTP 429 with
         ``Retry-After``) when over ``RATE_LIMIT_PER_MINUTE`` (no limit when it is 0)."""
@@ -172,8 +170,6 @@ class Gateway:
     def mask_secrets(self, *values: str | None) -> None:
         """Mask these values (tokens, keys) as ``***`` in every log line from now on."""
         self._redactor.add(*values)
-
-    # -- figures -------------------------------------------------------------------------
 
     def span(
         self,
@@ -219,11 +215,15 @@ class Gateway:
         self._pipeline.agent = await self._hook("agent")
         if self._pipeline.agent is None:
             logger.warning("no agent plugin enabled: every message gets the fallback text")
+        if backend := await self._hook("durable_backend"):
+            self._durable = self._inbox.use(backend, self._outbox)
+        await self._durable.open()
+        self._bus = await self._hook("message_bus", handler=self._pipeline.answer) or self._bus
         self._running = True
         self._outbox.start()
-        # Kept messages may outnumber BUS_MAX_IN_FLIGHT after a crash: they are queued
-        # anyway (new traffic waits for room), in order, before serving.
-        await self._inbox.replay(lambda message: self._bus.publish(message, overflow=True))
+        again = functools.partial(self._bus.publish, overflow=True)  # kept: past the bound
+        self._inbox.share(again, self._outbox.notify, self._hook)
+        await self._inbox.replay(again)
         if self.settings.durable_retention_days > 0:
             purger = purge_settled(self._durable, self.settings.durable_retention_days)
             self._tasks.append(asyncio.create_task(purger, name="durable-retention"))
@@ -235,4 +235,5 @@ class Gateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         figures = await self._bus.drain(self.settings.shutdown_grace_s)
         await self._outbox.stop(min(self.settings.shutdown_grace_s, 5.0))
+        await self._durable.close()
         logger.info("bus drained: {}", figures)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from core.contract.health import Check
     from core.contract.knowledge import Passage
     from core.contract.store import ConversationStore
+    from core.engine.bus import MessageBus
     from core.gateway import Gateway
 
 hookspec = pluggy.HookspecMarker("eneca_bot")
@@ -132,6 +133,38 @@ def conversation_store(gateway: Gateway) -> ConversationStore | None:
     process and logs a warning.
 
     :return: a :class:`core.contract.store.ConversationStore`, or ``None`` to let another plugin.
+    """
+
+
+@hookspec(firstresult=True)
+def durable_backend(gateway: Gateway) -> Any | None:
+    """Provide the inbox/outbox of durable channels. Stops at the first non-None result.
+
+    Called once at start-up after every ``lifespan`` has started. The object has the
+    public methods of :class:`core.durable.sqlite.DurableQueue` (``open``, ``close``,
+    ``accept``, ``withdraw``, ``purge``, ``unanswered``, ``answer``, ``schedule``,
+    ``save_progress``, ``mark_delivered``, ``mark_retry``, ``mark_failed``,
+    ``forget_channel``, ``stats``, ``delivery_latencies``). A backend shared by several
+    processes may also have ``attach(requeue, wake_outbox, cleared)``: the gateway then
+    hands it callbacks to queue messages taken over from a stopped process, to wake the
+    outbox, and to tell this process's plugins about a session another process cleared.
+    With no provider the gateway keeps them in SQLite (``DATA_DIR/gateway.db``).
+
+    :return: the backend, or ``None`` to let another plugin.
+    """
+
+
+@hookspec(firstresult=True)
+def message_bus(gateway: Gateway, handler: Any) -> MessageBus | None:
+    """Provide the message bus. Stops at the first non-None result.
+
+    Called once at start-up after every ``lifespan`` has started, with ``handler``: the
+    gateway's ``async handler(message, handle) -> Reply`` that answers one message. The
+    bus runs it once per message, one at a time per conversation, in arrival order (a
+    cluster bus across processes too). With no provider the gateway uses the in-process
+    ``InProcessBus`` (exported from ``core``, as ``MessageBus`` is).
+
+    :return: a ``MessageBus``, or ``None`` to let another plugin.
     """
 
 

@@ -166,6 +166,12 @@ class CoreSettings(PluginSettings):
     #: Public path prefix behind a reverse proxy (e.g. ``/ai-webhook``), used in links;
     #: ``X-Forwarded-Prefix`` from a trusted proxy overrides it.
     root_path: str = ""
+    #: This process's name in a cluster (a plugin sharing state, e.g. ``postgres``);
+    #: empty: host name and process id.
+    cluster_node_id: str = ""
+    #: Seconds without a heartbeat after which a cluster node counts as stopped and the
+    #: others take over its conversations and kept messages.
+    cluster_node_ttl_s: float = Field(5.0, ge=0.5, le=600)
 
     @field_validator("plugins", "api_keys", "trusted_proxies", mode="before")
     @classmethod

@@ -11,7 +11,7 @@ hand-off to the database thread instead of two). Stores without it keep working.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -124,3 +124,22 @@ class OwnsConversations(Protocol):
     ) -> Sequence[ConversationInfo]:
         """``owner``'s conversations, most recently active first; one claimed but still
         empty is listed with no turns, its ``last_activity`` the time it was claimed."""
+
+
+@runtime_checkable
+class SharesIdempotency(Protocol):
+    """Optional capability of a store shared by several processes (not part of
+    :class:`ConversationStore`): ``Idempotency-Key`` answers kept where every process
+    sees them. Channels use it instead of their in-process cache when the store has it."""
+
+    async def idempotent(
+        self,
+        scope: tuple[str, str, str],
+        digest: bytes,
+        produce: Callable[[], Awaitable[tuple[dict[str, Any], bool]]],
+        ttl_s: float,
+    ) -> tuple[dict[str, Any], bool]:
+        """The answer for ``scope`` (route, thread, key): the remembered body (``True``)
+        or ``produce()``'s (run once however many processes get the key at once; kept
+        ``ttl_s`` seconds when ``produce`` says it may be reused). A different request
+        (``digest``) under the same key raises a 422 ``idempotency_key_reused``."""

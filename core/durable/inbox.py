@@ -17,6 +17,7 @@ from loguru import logger
 
 from core import tracing
 from core.contract.events import MERGED_IDS, Message, Reply
+from core.durable.outbox import Outbox
 from core.durable.sqlite import DurableQueue
 from core.durable.storage import StorageWatch
 
@@ -33,6 +34,34 @@ class Inbox:
         self._storage = storage
         self._on_answered = on_answered
         self._kept: set[str] = set()
+
+    def use(self, queue: DurableQueue, outbox: Outbox) -> DurableQueue:
+        """Keep messages in ``queue`` (a provided durable backend), which ``outbox``
+        delivers from too; before start. Returns ``queue``."""
+        self._queue = queue
+        outbox.use(queue)
+        return queue
+
+    def share(
+        self,
+        enqueue: Callable[[Message], Awaitable[object]],
+        wake_outbox: Callable[[], None],
+        call_hook: Callable[..., Awaitable[object]],
+    ) -> None:
+        """For a backend shared by several processes (one with ``attach``): hand it how
+        to queue kept messages taken over from a stopped process, wake the outbox, and
+        tell this process's plugins of a session cleared elsewhere (``session_cleared``
+        through ``call_hook``)."""
+        attach = getattr(self._queue, "attach", None)
+        if attach is None:
+            return
+
+        async def requeue(messages: list[Message]) -> None:
+            for message in messages:
+                self._kept.add(message.id)
+                await enqueue(message)
+
+        attach(requeue, wake_outbox, lambda event: call_hook("session_cleared", event=event))
 
     def is_kept(self, message: Message) -> bool:
         """True while ``message`` is kept and its reply is not in the outbox yet."""

@@ -61,6 +61,10 @@ class Outbox:
         self.retries = 0
         self.failures = 0
 
+    def use(self, queue: DurableQueue) -> None:
+        """Deliver from ``queue`` (a provided durable backend) instead; before start."""
+        self._queue = queue
+
     def start(self) -> None:
         self._runner = asyncio.create_task(self._run(), name="outbox")
 

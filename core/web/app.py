@@ -220,11 +220,6 @@ def create_app(
         if sink is not None:
             logger.remove(sink)
 
-    async def durable_queue(app: web.Application) -> AsyncIterator[None]:
-        await gateway._durable.open()
-        yield
-        await gateway._durable.close()
-
     async def running(app: web.Application) -> AsyncIterator[None]:
         for warning in access.keys.startup_warnings():
             logger.warning(warning)
@@ -235,9 +230,9 @@ def create_app(
         yield
         await gateway._stop()
 
+    # The inbox/outbox opens in gateway._start(): a plugin may provide it (durable_backend).
     contexts = [
         log_file,
-        durable_queue,
         *(
             _lifespan_ctx(name, generator)
             for name, generator in reversed(call_each_sync(config.pm, "lifespan", gateway=gateway))

@@ -144,7 +144,14 @@ class ChatService:
             body, _ = await produce()
             return json_response(body)
         scope = (route, thread, check_key(key))
-        body, replayed = await self.idempotency.run(scope, fingerprint(*digest_of), produce)
+        digest = fingerprint(*digest_of)
+        # A store shared by several processes (the postgres plugin's) keeps the keys, so
+        # a retry that reaches another node is answered once too.
+        shared = getattr(self.gateway.store, "idempotent", None)
+        if shared is not None:
+            body, replayed = await shared(scope, digest, produce, self.settings.idempotency_ttl_s)
+        else:
+            body, replayed = await self.idempotency.run(scope, digest, produce)
         return json_response(body, headers=_REPLAYED if replayed else None)
 
 

@@ -1,5 +1,5 @@
-"""The SQLite store answers exactly as core's InMemoryConversationStore does, for any
-sequence of operations (property-based)."""
+"""The SQLite and PostgreSQL stores answer exactly as core's InMemoryConversationStore
+does, for any sequence of operations (property-based)."""
 
 import asyncio
 import tempfile
@@ -11,6 +11,9 @@ from hypothesis import strategies as st
 from core.contract.store import Turn
 from core.engine.memory import InMemoryConversationStore
 from plugins.memory_sqlite.store import SqliteConversationStore
+from plugins.postgres.connect import open_database
+from plugins.postgres.settings import PostgresSettings
+from plugins.postgres.store import PostgresConversationStore
 
 any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=12)
 conversation_ids = st.sampled_from(["c1", "c1", "c2", "ç3 ☃", "\ud800"])
@@ -84,3 +87,27 @@ async def compare(ops) -> None:
 @given(operations)
 def test_sqlite_store_behaves_like_the_in_memory_store(ops):
     asyncio.run(compare(ops))
+
+
+async def compare_postgres(ops, db, schema: str) -> None:
+    await db.execute(f'TRUNCATE "{schema}".turns, "{schema}".conversations')
+    store = PostgresConversationStore(db, schema, max_messages=None)
+    assert await run(store, ops) == await run(InMemoryConversationStore(), ops)
+
+
+def test_postgres_store_behaves_like_the_in_memory_store(postgres_dsn, postgres_schema):
+    # One event loop and one pool for every example (a pool per example is slow).
+    loop = asyncio.new_event_loop()
+    settings_ = PostgresSettings(dsn=postgres_dsn, schema=postgres_schema, pool_size=2)
+    db, _ = loop.run_until_complete(open_database(settings_))
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(operations)
+    def check(ops):
+        loop.run_until_complete(compare_postgres(ops, db, postgres_schema))
+
+    try:
+        check()
+    finally:
+        loop.run_until_complete(db.close())
+        loop.close()

@@ -1,12 +1,11 @@
-"""SqliteConversationStore on its own: exact text, the window, clearing, listing, purge."""
+"""The conversation stores on their own (SQLite and PostgreSQL, see conftest.py): exact
+text, the window, clearing, listing, purge."""
 
 import asyncio
+import sys
 import time
 
-import pytest
-
 from core.contract.store import ConversationStore, Turn
-from plugins.memory_sqlite.store import SqliteConversationStore
 
 UNICODE_TEXTS = [
     "Привет, как дела? 👋🏽 👨‍👩‍👧‍👦",
@@ -21,12 +20,6 @@ UNICODE_TEXTS = [
 ]
 
 
-@pytest.fixture
-async def store(tmp_path):
-    async with SqliteConversationStore(tmp_path / "memory.db", max_messages=None) as opened:
-        yield opened
-
-
 def turn(text: str, role: str = "user", **fields) -> Turn:
     return Turn(role, text, **{"channel": "test", **fields})
 
@@ -39,7 +32,7 @@ async def test_it_implements_the_store_protocol(store):
     assert isinstance(store, ConversationStore)
 
 
-async def test_unicode_and_every_field_round_trip_exactly(store, tmp_path):
+async def test_unicode_and_every_field_round_trip_exactly(store, backend):
     stored = [
         Turn(
             "user" if i % 2 == 0 else "assistant",
@@ -55,10 +48,10 @@ async def test_unicode_and_every_field_round_trip_exactly(store, tmp_path):
     for t in stored:
         await store.append("conv ☃ / 1", t)
     assert await store.history("conv ☃ / 1") == stored
-    # And after reopening the file, through a fresh connection.
-    await store.close()
-    async with SqliteConversationStore(tmp_path / "memory.db", max_messages=None) as reopened:
-        assert await reopened.history("conv ☃ / 1") == stored
+    # And after reopening the database, through a fresh connection.
+    await backend.close(store)
+    reopened = await backend.open(max_messages=None)
+    assert await reopened.history("conv ☃ / 1") == stored
 
 
 async def test_a_100_kb_message_is_stored_whole(store):
@@ -93,13 +86,13 @@ async def test_the_character_budget_keeps_whole_newest_turns(store):
     assert await texts(store, "c1", limit=2, max_chars=100) == ["cccc", "dd"]
 
 
-async def test_the_configured_window_applies_when_the_caller_gives_none(tmp_path):
-    async with SqliteConversationStore(tmp_path / "w.db", max_messages=4, max_chars=25) as windowed:
-        for i in range(10):
-            await windowed.append("c1", turn(f"turn-{i:02d}"))  # 7 characters each
-        assert await texts(windowed, "c1") == ["turn-07", "turn-08", "turn-09"]
-        assert await texts(windowed, "c1", limit=2) == ["turn-08", "turn-09"]
-        assert len(await windowed.history("c1", limit=6, max_chars=1_000)) == 6
+async def test_the_configured_window_applies_when_the_caller_gives_none(backend):
+    windowed = await backend.open(max_messages=4, max_chars=25)
+    for i in range(10):
+        await windowed.append("c1", turn(f"turn-{i:02d}"))  # 7 characters each
+    assert await texts(windowed, "c1") == ["turn-07", "turn-08", "turn-09"]
+    assert await texts(windowed, "c1", limit=2) == ["turn-08", "turn-09"]
+    assert len(await windowed.history("c1", limit=6, max_chars=1_000)) == 6
 
 
 async def test_a_replayed_message_is_remembered_once(store):
@@ -140,7 +133,7 @@ async def test_clear_channel_forgets_that_channel_only(store):
     assert await store.clear_channel("talkme") == 0
 
 
-async def test_list_count_and_stats(store):
+async def test_list_count_and_stats(store, backend):
     await store.append("a", turn("1", channel="http"))
     await asyncio.sleep(0.01)  # distinct activity times, so the order is defined
     await store.append("b", turn("1", channel="talkme"))
@@ -157,7 +150,7 @@ async def test_list_count_and_stats(store):
     assert await store.count_conversations() == 2
     assert await store.count_conversations("http") == 1
     stats = await store.stats()
-    assert stats["backend"] == "sqlite" and stats["conversations"] == 2 and stats["turns"] == 3
+    assert stats["backend"] == backend.name and stats["conversations"] == 2 and stats["turns"] == 3
     assert stats["size_bytes"] > 0
     assert await store.ping() is True
 
@@ -176,7 +169,7 @@ async def test_purge_removes_only_conversations_idle_long_enough(store):
 
 
 async def test_purge_works_in_batches(store, monkeypatch):
-    monkeypatch.setattr("plugins.memory_sqlite.store.PURGE_BATCH", 3)
+    monkeypatch.setattr(sys.modules[type(store).__module__], "PURGE_BATCH", 3)
     for i in range(8):
         await store.append(f"c{i}", turn("x"))
     assert await store.purge_idle(0.0, now=time.time() + 1) == 8
@@ -184,10 +177,9 @@ async def test_purge_works_in_batches(store, monkeypatch):
     assert (await store.stats())["turns"] == 0
 
 
-async def test_a_closed_store_does_not_pass_ping(tmp_path):
-    opened = SqliteConversationStore(tmp_path / "p.db")
-    await opened.open()
-    await opened.close()
+async def test_a_closed_store_does_not_pass_ping(backend):
+    opened = await backend.open()
+    await backend.close(opened)
     assert await opened.ping() is False
 
 
@@ -204,11 +196,11 @@ async def test_append_and_history_is_append_then_history(store):
     assert await texts(store, "c1") == ["one", "ONE", "two", "three"]
 
 
-async def test_append_and_history_commits_before_it_returns(store, tmp_path):
+async def test_append_and_history_commits_before_it_returns(store, backend):
     await store.append_and_history("c1", turn("kept"))
     # Another connection (another process, after a crash) sees the turn at once.
-    async with SqliteConversationStore(tmp_path / "memory.db", max_messages=None) as other:
-        assert await texts(other, "c1") == ["kept"]
+    other = await backend.open(max_messages=None)
+    assert await texts(other, "c1") == ["kept"]
 
 
 async def test_concurrent_append_and_history_each_see_their_own_turn(store):

@@ -7,7 +7,7 @@ from core.contract.delivery import DeliveryResult
 from core.contract.events import Message
 from core.durable.sqlite import DurableQueue
 from core.plugins import hookimpl
-from core.testing import ScriptedAgent, gateway_of, wait_until
+from core.testing import ScriptedAgent, gateway_of, wait_delivered, wait_settled, wait_until
 from tests.support.durable_channel import FAST_RETRIES, FakeChannel
 
 
@@ -43,7 +43,8 @@ async def test_transient_failures_are_retried_and_order_is_kept(eneca_app):
     await wait_until(lambda: len(channel.delivered) == 3)
     assert channel.delivered == ["echo: m0", "echo: m1", "echo: m2"]
     assert channel.attempts[:3] == [("echo: m0", 1), ("echo: m0", 2), ("echo: m0", 3)]
-    stats = await gateway.delivery_stats("fake")
+    # The last delivery is recorded just after the channel saw it.
+    stats = await wait_settled(gateway, "fake")
     assert stats["retries"] == 2 and stats["pending_deliveries"] == 0
 
 
@@ -284,6 +285,7 @@ async def test_settled_rows_older_than_the_retention_are_purged_pending_work_is_
     await wait_until(lambda: channel.attempts)
     await gateway.publish(_msg("done", "v2", provider_id="d"), durable=True)
     await wait_until(lambda: channel.delivered == ["echo: done"])
+    await wait_delivered(gateway, 1, "fake")  # recorded just after the channel saw it
     removed = await gateway._durable.purge(time.time() + 1)  # everything settled is "old"
     assert removed == 2  # the delivered reply and its message
     stats = await gateway.delivery_stats("fake")

@@ -1,0 +1,211 @@
+"""Answering a message inside its conversation's lane, with one fenced final commit.
+
+:class:`LaneHandler` wraps the gateway's handler: it takes the lane (waiting for other
+nodes in ticket order), runs the answer, and then commits the answer's writes in one
+statement that first checks the lane's epoch. While the handler runs, the postgres
+store and queue do not write the assistant turn and the "answered + outbox row" at once
+but leave them on the :class:`Held` lane (a context variable of the answering task);
+the final statement writes them together with freeing the lane, or, when this node lost
+the lane meanwhile (paused past its lease), writes nothing and raises
+:class:`~plugins.postgres.lanes.LeaseLost`. No transaction is open while the model runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from loguru import logger
+
+from core import MERGED_IDS, Message, Reply, StorageUnavailable
+from plugins.postgres.db import Database, DatabaseUnavailable
+from plugins.postgres.lanes import AheadOfItsTurn, Lanes, Lease, LeaseLost
+
+R = TypeVar("R")
+
+
+@dataclass(slots=True)
+class Held:
+    """The lane an answering task holds, and the writes waiting for its final commit."""
+
+    lease: Lease
+    handler: LaneHandler
+    #: Parameters of the store's turn INSERT for the assistant's turn.
+    turn: tuple[Any, ...] | None = None
+    #: Parameters of the queue's answer (inbox rows answered, the outbox row).
+    answer: dict[str, Any] | None = None
+    #: The final commit ran (from the queue's answer, for a kept message).
+    done: bool = False
+
+
+#: The lane held by the current task (``None`` outside an answer, or without cluster lanes).
+HELD: contextvars.ContextVar[Held | None] = contextvars.ContextVar("eneca_pg_held", default=None)
+
+
+def _unavailable(exc: LeaseLost) -> StorageUnavailable:
+    """What the waiting client is told: 503 with Retry-After."""
+    return StorageUnavailable(f"answer this conversation ({exc})")
+
+
+def held_for(conversation_id: str) -> Held | None:
+    """The current task's held lane, if it is ``conversation_id``'s."""
+    held = HELD.get()
+    if held is not None and held.lease.conversation_id == conversation_id:
+        return held
+    return None
+
+
+class LaneHandler:
+    """The gateway's handler, run inside a cluster lane."""
+
+    def __init__(
+        self,
+        inner: Callable[[Message, Any], Awaitable[Reply]],
+        db: Database,
+        schema: str,
+        lanes: Lanes,
+        kept: set[str] | None = None,
+        requeue: Callable[[list[Message]], Awaitable[object]] | None = None,
+    ) -> None:
+        self.inner = inner
+        #: Queues kept messages again at the back of this node's lanes.
+        self.requeue = requeue
+        self.db = db
+        self.lanes = lanes
+        #: Ids of kept messages this process accepted or took over (the queue fills it):
+        #: while the database is away, those wait for it; others fail at once (a 503).
+        self.kept = kept if kept is not None else set()
+        self.fenced = 0
+        s = f'"{schema}"'
+        self._s = s
+        self._turn_columns = (
+            "conversation_id, role, text, channel, user_id, message_id, created_at, stored_at,"
+            " metadata"
+        )
+
+    async def __call__(self, message: Message, handle: Any) -> Reply:
+        ids = [*message.metadata.get(MERGED_IDS, ()), message.id]
+        kept = any(id_ in self.kept for id_ in ids)
+        try:
+            lease = await self._retrying(
+                lambda: self.lanes.acquire(message.conversation_id, ids),
+                kept,
+                "take the conversation's lane",
+            )
+        except LeaseLost as exc:
+            raise _unavailable(exc) from exc
+        except AheadOfItsTurn:
+            if self.requeue is not None:
+                await asyncio.sleep(0.05)  # never a tight loop, whatever went wrong
+                await self.requeue([message])
+            raise
+        held = Held(lease, self)
+        token = HELD.set(held)
+        try:
+            reply = await self.inner(message, handle)
+            if not held.done:  # not kept: the assistant's turn, and the lane freed
+                await asyncio.shield(self.finish(held))
+        except BaseException as exc:
+            if not held.done:
+                with contextlib.suppress(Exception):  # the reaper frees it otherwise
+                    await asyncio.shield(self.lanes.release(lease))
+            if isinstance(exc, LeaseLost):
+                raise _unavailable(exc) from exc
+            if isinstance(exc, DatabaseUnavailable):
+                raise StorageUnavailable("store the answer") from exc
+            raise
+        finally:
+            HELD.reset(token)
+        return reply
+
+    async def finish(self, held: Held) -> None:
+        """The answer's final commit (the queue calls it for a kept message, as its
+        ``answer``); raises :class:`LeaseLost` when the lane was lost meanwhile."""
+        if not await self.commit(held):
+            self.fenced += 1
+            raise LeaseLost(
+                f"conversation {held.lease.conversation_id}: this node lost its lane while "
+                "answering (paused past its lease); nothing was stored"
+            )
+        held.done = True
+        if held.answer is not None:
+            self.kept.difference_update(held.answer["ids"])
+
+    async def _retrying(self, step: Callable[[], Awaitable[R]], kept: bool, what: str) -> R:
+        """``step()``; while the database is away, again every second for a kept message
+        (it was acknowledged: it waits, holding its place); for another message the
+        client gets a 503 at once. A lane lost meanwhile shows in the step's own result
+        (the epoch check)."""
+        first = True
+        while True:
+            try:
+                return await step()
+            except DatabaseUnavailable as exc:
+                if not kept:  # the client is told 503 with Retry-After
+                    raise StorageUnavailable(f"{what} of this message") from exc
+                if first:
+                    logger.warning("cannot {} of a kept message ({}); retrying every second",
+                                   what, exc)  # fmt: skip
+                    first = False
+                await asyncio.sleep(1.0)
+
+    async def commit(self, held: Held) -> bool:
+        """Write what the answer left on ``held`` and free the lane, in one statement,
+        only while the lane is still held with its epoch. True when it was."""
+        s = self._s
+        lease = held.lease
+        params: dict[str, Any] = {
+            "cid": lease.conversation_id,
+            "me": self.lanes.node_id,
+            "epoch": lease.epoch,
+            "seq": lease.ticket,
+        }
+        parts = [f"fence AS ({self.lanes.fence_sql()})"]
+        if held.turn is not None:
+            names = [f"t{i}" for i in range(len(held.turn))]
+            params.update(zip(names, held.turn, strict=True))
+            values = ", ".join(
+                f"%({name})s" if name != "t7" else "extract(epoch FROM clock_timestamp()), %(t7)s"
+                for name in names
+            )
+            parts.append(
+                f"turn AS (INSERT INTO {s}.turns({self._turn_columns}) SELECT {values}"
+                " WHERE EXISTS (SELECT 1 FROM fence) ON CONFLICT (conversation_id, role,"
+                " message_id) WHERE message_id IS NOT NULL DO NOTHING)"
+            )
+        if held.answer is not None:
+            params.update({f"a_{key}": value for key, value in held.answer.items()})
+            parts.append(
+                f"done AS (UPDATE {s}.inbox SET status = 'answered', answered_at = %(a_now)s,"
+                " claimed_by = NULL WHERE id = ANY(%(a_ids)s::text[])"
+                " AND EXISTS (SELECT 1 FROM fence)),"
+                f" kept_tickets AS (DELETE FROM {s}.tickets WHERE inbox_id = ANY(%(a_ids)s::text[])"
+                " AND EXISTS (SELECT 1 FROM fence)),"
+                f" queued AS (INSERT INTO {s}.outbox(message_id, channel, conversation_id, reply,"
+                " next_attempt_at, created_at, trace) SELECT %(a_id)s, %(a_channel)s, %(a_cid)s,"
+                " %(a_reply)s, %(a_now)s, %(a_now)s, %(a_trace)s WHERE EXISTS (SELECT 1 FROM fence)"
+                " ON CONFLICT (message_id) DO NOTHING RETURNING 1),"
+                f" outbox_woke AS (SELECT pg_notify('{self.lanes.channel}', 'outbox:' || %(me)s)"
+                " FROM queued)"
+            )
+        parts.append(
+            f"gone AS (DELETE FROM {s}.tickets WHERE seq = %(seq)s"
+            " AND EXISTS (SELECT 1 FROM fence)),"
+            f" freed AS (UPDATE {s}.lanes SET holder = NULL, ticket = NULL"
+            " WHERE conversation_id = %(cid)s AND holder = %(me)s AND epoch = %(epoch)s"
+            " RETURNING 1),"
+            f" woke AS (SELECT pg_notify('{self.lanes.channel}', 'lane:' || %(cid)s)"
+            " FROM freed)"
+        )
+        extra = " + (SELECT count(*) FROM outbox_woke) * 0" if held.answer is not None else ""
+        sql = (
+            "WITH "
+            + ", ".join(parts)
+            + " SELECT (SELECT count(*) FROM fence) + (SELECT count(*) FROM woke) * 0"
+            + extra
+        )
+        return bool(await self.db.fetchval(sql, params))

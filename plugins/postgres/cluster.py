@@ -1,0 +1,163 @@
+"""A node of the cluster at run time: its heartbeat loop and its LISTEN connection.
+
+The heartbeat (:mod:`plugins.postgres.nodes`) runs once a second; the listener wakes
+whoever waits for a lane, the outbox and the adopting of a dead node's kept messages.
+Both recover by themselves when the database comes back: the listener reconnects and
+then wakes every waiter (a notification sent while it was away is lost), and every
+waiter polls once a second anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+
+import psycopg
+from loguru import logger
+
+from plugins.postgres.db import DB_ERRORS, Database, DatabaseUnavailable
+from plugins.postgres.lanes import Lanes, channel_name
+from plugins.postgres.nodes import Nodes
+
+HEARTBEAT_S = 1.0
+
+
+class ClusterNode:
+    """Heartbeat, reaper and wake-ups of one gateway process."""
+
+    def __init__(
+        self,
+        db: Database,
+        schema: str,
+        node_id: str,
+        node_ttl_s: float,
+        *,
+        on_work: Callable[[], None] = lambda: None,
+        on_orphans: Callable[[], Awaitable[None]] | None = None,
+        on_message: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        self.db = db
+        self.schema = schema
+        self.node_id = node_id
+        self.node_ttl_s = node_ttl_s
+        self.nodes = Nodes(db, schema, node_id, node_ttl_s)
+        self.lanes = Lanes(db, schema, node_id, node_ttl_s)
+        self.channel = channel_name(schema)
+        self._on_work = on_work
+        self._on_orphans = on_orphans
+        self._on_message = on_message
+        self._tasks: list[asyncio.Task[None]] = []
+        #: At least three heartbeats per TTL, so one late beat does not kill a node.
+        self.interval_s = min(HEARTBEAT_S, node_ttl_s / 3)
+        self.live_nodes = 0
+        self.last_beat_at: float | None = None
+        self.beat_error: str | None = None
+        self.listening = False
+
+    async def start(self) -> None:
+        """Register (the first heartbeat) before serving, then keep beating."""
+        beat = await self.nodes.beat()
+        self.live_nodes = beat.live_nodes
+        self.last_beat_at = time.time()
+        self._tasks = [
+            asyncio.create_task(self._beat_forever(), name="postgres.heartbeat"),
+            asyncio.create_task(self._listen_forever(), name="postgres.listen"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        try:
+            await self.nodes.leave()
+        except DatabaseUnavailable as exc:
+            logger.warning("cluster: could not sign off node {}: {}", self.node_id, exc)
+
+    async def notify(self, payload: str) -> None:
+        """Tell every node (this one too) something, e.g. ``cleared:...``."""
+        await self.db.execute("SELECT pg_notify(%s, %s)", (self.channel, payload))
+
+    async def _beat_forever(self) -> None:
+        failing = False
+        since_orphans = 0.0
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                beat = await self.nodes.beat()
+            except DatabaseUnavailable as exc:
+                self.beat_error = str(exc)
+                if not failing:
+                    logger.error("cluster: heartbeat failed ({}); retrying every second", exc)
+                failing = True
+                continue
+            if failing:
+                logger.info("cluster: heartbeat works again")
+                failing = False
+                self.lanes.wake()
+                self._on_work()
+            self.beat_error = None
+            # The polling fallback behind NOTIFY (lost while LISTEN reconnects): the
+            # outbox looks for work once a beat (one statement when there is none).
+            self._on_work()
+            self.live_nodes = beat.live_nodes
+            self.last_beat_at = time.time()
+            since_orphans += self.interval_s
+            if beat.reaped:
+                logger.warning("cluster: {} node(s) stopped beating; taking over their work",
+                               beat.reaped)  # fmt: skip
+            if beat.reaped or since_orphans >= self.node_ttl_s:
+                since_orphans = 0.0
+                await self._orphans()
+
+    async def _orphans(self) -> None:
+        if self._on_orphans is None:
+            return
+        try:
+            await self._on_orphans()
+        except Exception as exc:  # storage trouble: the next round tries again
+            logger.warning("cluster: adopting unanswered messages failed: {}", exc)
+
+    async def _listen_forever(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.db.dsn, **self.db.kwargs
+                ) as conn:
+                    await conn.execute(f'LISTEN "{self.channel}"')
+                    self.listening = True
+                    # Anything notified while nobody listened is lost: everyone looks again.
+                    self.lanes.wake()
+                    self._on_work()
+                    async for note in conn.notifies():
+                        await self._dispatch(note.payload)
+            except asyncio.CancelledError:
+                raise
+            except (*DB_ERRORS, OSError) as exc:
+                if self.listening:
+                    logger.warning("cluster: LISTEN connection lost ({}); polling meanwhile", exc)
+            except Exception as exc:
+                logger.opt(exception=exc).error("cluster: listener failed: {}", exc)
+            self.listening = False
+            await asyncio.sleep(HEARTBEAT_S)
+
+    async def _dispatch(self, payload: str) -> None:
+        kind, _, rest = payload.partition(":")
+        if kind == "lane":
+            self.lanes.wake(rest)
+        elif kind == "outbox":
+            if rest != self.node_id:  # this node woke its own outbox already
+                self._on_work()
+        elif kind == "reaped":
+            self.lanes.wake()
+            self._on_work()
+            await self._orphans()
+        elif self._on_message is not None:
+            try:
+                await self._on_message(payload)
+            except Exception as exc:
+                logger.opt(exception=exc).error("cluster: handling {!r} failed: {}", kind, exc)

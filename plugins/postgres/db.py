@@ -1,0 +1,110 @@
+"""One connection pool, and every statement sent through it counted.
+
+Each method here is one statement, sent as one round trip on an autocommit connection:
+a write that must be atomic is written as one statement (data-modifying CTEs), so no
+transaction is ever left open between two awaits (or across a model call), and no
+session state is relied on (PgBouncer in transaction mode hands each statement to any
+server connection). :attr:`Database.round_trips` counts the statements sent, which the
+tests use to keep the per-message cost in check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+#: What a broken or unreachable database raises inside psycopg.
+DB_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    PoolTimeout,
+)
+
+
+class DatabaseUnavailable(ConnectionError):
+    """The database cannot be reached or did not answer in time.
+
+    A :class:`ConnectionError` (an ``OSError``): the gateway treats it like any failing
+    storage, a 503 ``storage_unavailable`` with ``Retry-After`` and a degraded /health,
+    until a write succeeds again.
+    """
+
+
+def connect_kwargs(statement_timeout_ms: int, prepared_statements: bool) -> dict[str, Any]:
+    """Connection arguments shared by the pool and the listening connection."""
+    kwargs: dict[str, Any] = {"autocommit": True, "application_name": "eneca-bot"}
+    if not prepared_statements:
+        kwargs["prepare_threshold"] = None
+    if statement_timeout_ms:
+        kwargs["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
+    return kwargs
+
+
+class Database:
+    """A psycopg pool of autocommit connections, with statement helpers."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        pool_size: int = 10,
+        statement_timeout_ms: int = 5000,
+        prepared_statements: bool = True,
+        connect_timeout_s: float = 5.0,
+    ) -> None:
+        self.dsn = dsn
+        self.kwargs = connect_kwargs(statement_timeout_ms, prepared_statements)
+        self.pool = AsyncConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=max(pool_size, 2),
+            kwargs=self.kwargs,
+            open=False,
+            timeout=connect_timeout_s,
+            reconnect_timeout=3600.0,  # keep trying for an hour while the server is away
+            name="eneca-bot",
+        )
+        #: Statements sent (one round trip each).
+        self.round_trips = 0
+
+    async def open(self, wait_s: float = 10.0) -> None:
+        """Open the pool and wait for a first connection (raises when there is none)."""
+        await self.pool.open(wait=True, timeout=wait_s)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        self.round_trips += 1
+        try:
+            async with self.pool.connection() as conn:
+                yield conn
+        except DB_ERRORS as exc:
+            text = str(exc).strip().splitlines()
+            raise DatabaseUnavailable(
+                f"PostgreSQL: {text[0] if text else type(exc).__name__}"
+            ) from exc
+
+    async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        """Run one statement; returns how many rows it changed."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(sql, params)
+            return cursor.rowcount
+
+    async def fetch(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        """Every row of one statement."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(sql, params)
+            return await cursor.fetchall()
+
+    async def fetchval(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        """The first column of the first row (``None`` without rows)."""
+        rows = await self.fetch(sql, params)
+        return rows[0][0] if rows else None

@@ -1,0 +1,190 @@
+"""Conversation lanes across processes: leases with epochs, on rows.
+
+A node takes a *ticket* (its place in the conversation's line) when a message arrives,
+then :meth:`Lanes.acquire` waits until that ticket is the conversation's lowest live one
+and the lane is free (or its holder's node is dead by the database clock), and takes the
+lane with a new epoch. The answer's final write is fenced by that epoch (see
+:meth:`Lanes.fence_sql`): a node paused past its lease commits nothing. Wake-ups come by
+``LISTEN/NOTIFY`` when a lane is released, with a poll every second behind them, since
+notifications are lost while a listening connection reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from core import EnecaError
+from plugins.postgres.db import Database
+
+
+class LeaseLost(Exception):
+    """This node no longer holds the lane (it was paused or cut off past its lease), or
+    lost its place in line: nothing of the answer was stored. A kept message is answered
+    by the node that took it over; the lane handler tells a waiting client 503."""
+
+
+class AheadOfItsTurn(EnecaError):
+    """A kept message reached this node's local lane before an older kept message of the
+    same conversation that this node also holds (taken over from a stopped node, so
+    queued later): it goes to the back of the local lane, and the older one goes first."""
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(
+            f"conversation {conversation_id}: an older kept message goes first; queued again"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A held lane: the conversation, the ticket being answered and the epoch."""
+
+    conversation_id: str
+    ticket: int
+    epoch: int
+
+
+def channel_name(schema: str) -> str:
+    """The NOTIFY channel of a schema's cluster (lanes released, work queued)."""
+    return f"eneca_{schema}"
+
+
+class Lanes:
+    """Takes and releases conversation lanes for ``node_id``."""
+
+    #: Poll interval while waiting for a lane, behind the NOTIFY wake-ups.
+    POLL_S = 1.0
+
+    def __init__(self, db: Database, schema: str, node_id: str, node_ttl_s: float) -> None:
+        self.db = db
+        self.schema = schema
+        self.node_id = node_id
+        self.node_ttl_s = node_ttl_s
+        self.channel = channel_name(schema)
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        s = self._s = f'"{schema}"'
+        live = (
+            f"SELECT id FROM {s}.nodes WHERE heartbeat_at > now() - make_interval(secs => %(ttl)s)"
+        )
+        # The line's head: the lowest ticket that is a kept message (answered whatever
+        # happens to its node) or whose node is alive.
+        head = (
+            f"SELECT min(seq) FROM {s}.tickets WHERE conversation_id = %(cid)s"
+            f" AND (inbox_id IS NOT NULL OR node_id IN ({live}))"
+        )
+        take = (
+            f"INSERT INTO {s}.lanes AS l (conversation_id, holder, ticket, epoch)"
+            " SELECT %(cid)s, %(me)s, t.seq, 1 FROM t WHERE t.seq = t.head"
+            " ON CONFLICT (conversation_id) DO UPDATE SET holder = excluded.holder,"
+            " ticket = excluded.ticket, epoch = l.epoch + 1"
+            f" WHERE l.holder IS NULL OR l.holder NOT IN ({live})"
+            " RETURNING epoch"
+        )
+        #: The first try: a kept message's ticket (the lowest of the messages answered
+        #: together), or a new ticket for a message that was not kept (HTTP). A kept
+        #: message whose ticket is gone was settled elsewhere: no ticket, no lane.
+        self._first = (
+            f"WITH kept AS (SELECT min(seq) AS seq FROM {s}.tickets"
+            " WHERE inbox_id = ANY(%(ids)s::text[])),"
+            f" is_kept AS (SELECT EXISTS (SELECT 1 FROM {s}.inbox"
+            " WHERE id = ANY(%(ids)s::text[])) AS yes),"
+            f" tk AS (INSERT INTO {s}.tickets(conversation_id, node_id)"
+            " SELECT %(cid)s, %(me)s WHERE NOT (SELECT yes FROM is_kept) RETURNING seq),"
+            " t AS (SELECT COALESCE((SELECT seq FROM kept), (SELECT seq FROM tk)) AS seq,"
+            f" LEAST(({head}), (SELECT seq FROM tk)) AS head),"
+            f" taken AS ({take})"
+            " SELECT (SELECT seq FROM t), (SELECT epoch FROM taken),"
+            f" (SELECT node_id = %(me)s AND inbox_id IS NOT NULL FROM {s}.tickets"
+            " WHERE seq = (SELECT head FROM t) AND seq != (SELECT seq FROM t))"
+        )
+        #: Another try with a known ticket (``None``: the ticket is gone).
+        self._try = (
+            f"WITH t AS (SELECT seq, ({head}) AS head FROM {s}.tickets"
+            " WHERE seq = %(seq)s),"
+            f" taken AS ({take})"
+            " SELECT (SELECT seq FROM t), (SELECT epoch FROM taken),"
+            f" (SELECT node_id = %(me)s AND inbox_id IS NOT NULL FROM {s}.tickets"
+            " WHERE seq = (SELECT head FROM t) AND seq != (SELECT seq FROM t))"
+        )
+        #: Give the lane up without an answer (cancelled, failed...): a ticket of a message
+        #: that was not kept goes; a kept message keeps its place for whoever answers it.
+        self._release = (
+            f"WITH gone AS (DELETE FROM {s}.tickets WHERE seq = %(seq)s AND inbox_id IS NULL),"
+            f" freed AS (UPDATE {s}.lanes SET holder = NULL, ticket = NULL"
+            " WHERE conversation_id = %(cid)s AND holder = %(me)s AND epoch = %(epoch)s"
+            " RETURNING 1)"
+            f" SELECT pg_notify('{self.channel}', 'lane:' || %(cid)s) FROM freed"
+        )
+        self._drop_ticket = f"DELETE FROM {s}.tickets WHERE seq = %(seq)s AND inbox_id IS NULL"
+
+    def _params(self, **params: object) -> dict[str, object]:
+        return {"me": self.node_id, "ttl": self.node_ttl_s, **params}
+
+    async def acquire(self, conversation_id: str, message_ids: Sequence[str]) -> Lease:
+        """Wait for the lane of ``conversation_id`` in ticket order and take it.
+
+        ``message_ids``: the message(s) being answered (several when debounced). A kept
+        message's ticket was taken when it was accepted; otherwise a ticket is taken now.
+        Raises :class:`LeaseLost` when there is no ticket (a kept message answered by
+        another node, or this node taken for dead and its place given up). Cancelling
+        gives a new ticket up.
+        """
+        event = asyncio.Event()
+        waiters = self._waiters.setdefault(conversation_id, set())
+        waiters.add(event)
+        seq: int | None = None
+        try:
+            [(seq, epoch, behind)] = await self.db.fetch(
+                self._first, self._params(cid=conversation_id, ids=list(message_ids))
+            )
+            while epoch is None:
+                if seq is None:
+                    raise LeaseLost(f"conversation {conversation_id}: no place in line")
+                if behind:
+                    raise AheadOfItsTurn(conversation_id)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), self.POLL_S)
+                event.clear()
+                [(seq, epoch, behind)] = await self.db.fetch(
+                    self._try, self._params(cid=conversation_id, seq=seq)
+                )
+            return Lease(conversation_id, seq, epoch)
+        except AheadOfItsTurn:
+            raise  # a kept message: its ticket stays
+        except BaseException:
+            if seq is not None:
+                with contextlib.suppress(Exception):  # the reaper drops it otherwise
+                    await asyncio.shield(self.db.execute(self._drop_ticket, {"seq": seq}))
+            raise
+        finally:
+            waiters.discard(event)
+            if not waiters:
+                self._waiters.pop(conversation_id, None)
+
+    async def release(self, lease: Lease) -> None:
+        """Free the lane and drop the ticket, without an answer; wakes the next."""
+        await self.db.execute(
+            self._release,
+            self._params(cid=lease.conversation_id, seq=lease.ticket, epoch=lease.epoch),
+        )
+
+    def fence_sql(self) -> str:
+        """SQL of a CTE that is one row while ``%(cid)s`` is held by ``%(me)s`` with
+        ``%(epoch)s`` (locked until the statement commits), else none."""
+        return (
+            f"SELECT 1 AS held FROM {self._s}.lanes WHERE conversation_id = %(cid)s"
+            " AND holder = %(me)s AND epoch = %(epoch)s FOR UPDATE"
+        )
+
+    def wake(self, conversation_id: str | None = None) -> None:
+        """A lane was released (a notification) or the listener reconnected (``None``:
+        every waiter looks again)."""
+        if conversation_id is None:
+            for waiters in self._waiters.values():
+                for event in waiters:
+                    event.set()
+            return
+        for event in self._waiters.get(conversation_id, ()):
+            event.set()

@@ -1,0 +1,67 @@
+"""A node's heartbeat and LISTEN connection: wake-ups, live-node counts, the reaper."""
+
+import asyncio
+
+from core.contract.events import Message
+from core.testing import wait_until
+from plugins.postgres.answering import LaneHandler
+from plugins.postgres.cluster import ClusterNode
+from plugins.postgres.db import Database
+
+
+async def test_a_released_lane_wakes_the_waiting_node_by_notify(postgres_db, postgres_schema):
+    a = ClusterNode(postgres_db, postgres_schema, "node-a", 5.0)
+    b = ClusterNode(postgres_db, postgres_schema, "node-b", 5.0)
+    await a.start()
+    await b.start()
+    try:
+        b.lanes.POLL_S = 3600.0  # only a notification can wake it within the test
+        await wait_until(lambda: b.listening, 10)
+        gate = asyncio.Event()
+
+        async def slow(message, handle):
+            await gate.wait()
+
+        async def quick(message, handle):
+            return "b answered"
+
+        first = asyncio.create_task(
+            LaneHandler(slow, postgres_db, postgres_schema, a.lanes)(
+                Message("c1", "http", "one"), None
+            )
+        )
+        await asyncio.sleep(0.2)
+        second = asyncio.create_task(
+            LaneHandler(quick, postgres_db, postgres_schema, b.lanes)(
+                Message("c1", "http", "two"), None
+            )
+        )
+        await asyncio.sleep(0.2)
+        assert not second.done()
+        gate.set()
+        await first
+        assert await asyncio.wait_for(second, 10) == "b answered"
+        assert a.live_nodes >= 1 and b.live_nodes >= 1
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_a_stopped_node_is_reaped_and_counted_out(postgres_dsn, postgres_db, postgres_schema):
+    other_db = Database(postgres_dsn, pool_size=2)
+    await other_db.open()
+    a = ClusterNode(postgres_db, postgres_schema, "node-a", 0.5)
+    b = ClusterNode(other_db, postgres_schema, "node-b", 0.5)
+    await a.start()
+    await b.start()
+    try:
+        await wait_until(lambda: a.live_nodes == 2, 10)
+        for task in b._tasks:  # b stops beating (as a killed process would)
+            task.cancel()
+        await wait_until(lambda: a.live_nodes == 1, 10)
+        rows = await postgres_db.fetch(f'SELECT id FROM "{postgres_schema}".nodes')
+        assert rows == [("node-a",)]
+    finally:
+        await a.stop()
+        await b.stop()
+        await other_db.close()

@@ -1,0 +1,201 @@
+"""Conversation lanes across nodes, on the real database: order by ticket, one holder at a
+time, leases that expire by the database clock, and a fenced final commit. Each "node"
+here is a separate Lanes/Nodes pair with its own id on one schema, as separate gateway
+processes would have."""
+
+import asyncio
+
+import pytest
+
+from core.contract.errors import StorageUnavailable
+from core.contract.events import Message, Reply
+from core.contract.store import Turn
+from core.testing import wait_until
+from plugins.postgres.answering import HELD, Held, LaneHandler
+from plugins.postgres.db import Database
+from plugins.postgres.lanes import AheadOfItsTurn, Lanes
+from plugins.postgres.nodes import Nodes
+from plugins.postgres.queue import PostgresDurableQueue
+from plugins.postgres.store import PostgresConversationStore
+
+TTL = 0.6
+
+
+class Node:
+    def __init__(self, db, beat_db, schema, node_id):
+        self.id = node_id
+        self.nodes = Nodes(beat_db, schema, node_id, TTL)  # its own pool: not counted
+        self.lanes = Lanes(db, schema, node_id, TTL)
+        self.lanes.POLL_S = 0.05
+        self.queue = PostgresDurableQueue(db, schema, node_id=node_id, node_ttl_s=TTL)
+        self.store = PostgresConversationStore(db, schema, max_messages=None)
+        self.handler = LaneHandler(self.answer, db, schema, self.lanes)
+        self.reply_text = "ok"
+        self.release = asyncio.Event()
+        self.release.set()
+        self.model_calls: list[str] = []
+        self.paused = False  # True: no more heartbeats, as under SIGSTOP
+
+    async def answer(self, message, handle):
+        """What the gateway's pipeline does, in brief."""
+        await self.store.append_and_history(
+            message.conversation_id, Turn("user", message.text, message_id=message.id)
+        )
+        self.model_calls.append(message.text)
+        await self.release.wait()  # the model call
+        reply = Reply(message.conversation_id, message.channel, self.reply_text, message)
+        await self.store.append(
+            message.conversation_id, Turn("assistant", reply.text, message_id=message.id)
+        )
+        if await self.queue.db.fetchval(
+            f'SELECT 1 FROM "{self.queue.schema}".inbox WHERE id = %s', (message.id,)
+        ):
+            await self.queue.answer(reply)
+        return reply
+
+
+async def beat_forever(nodes):
+    while True:
+        for node in nodes:
+            if not node.paused:
+                await node.nodes.beat()
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def nodes(postgres_db, postgres_dsn, postgres_schema):
+    beat_db = Database(postgres_dsn, pool_size=2)
+    await beat_db.open()
+    made = [Node(postgres_db, beat_db, postgres_schema, f"node-{name}") for name in "abc"]
+    for node in made:
+        await node.nodes.beat()
+    beating = asyncio.create_task(beat_forever(made))
+    yield made
+    beating.cancel()
+    await asyncio.gather(beating, return_exceptions=True)
+    await beat_db.close()
+
+
+async def texts(store, cid):
+    return [(t.role, t.text) for t in await store.history(cid)]
+
+
+async def test_one_node_at_a_time_in_ticket_order(nodes):
+    a, b, c = nodes
+    a.release.clear()
+    first = asyncio.create_task(a.handler(Message("c1", "http", "one"), None))
+    await wait_until(lambda: a.model_calls)
+    second = asyncio.create_task(b.handler(Message("c1", "http", "two"), None))
+    await asyncio.sleep(0.2)
+    third = asyncio.create_task(c.handler(Message("c1", "http", "three"), None))
+    await asyncio.sleep(0.3)
+    assert b.model_calls == [] and c.model_calls == [], "the lane is a's until it commits"
+    a.release.set()
+    await asyncio.gather(first, second, third)
+    assert (b.model_calls, c.model_calls) == (["two"], ["three"])
+    assert [text for _, text in await texts(a.store, "c1")] == [
+        "one", "ok", "two", "ok", "three", "ok"
+    ]  # fmt: skip
+
+
+async def test_other_conversations_do_not_wait(nodes):
+    a, b, _ = nodes
+    a.release.clear()
+    held = asyncio.create_task(a.handler(Message("c1", "http", "slow"), None))
+    await wait_until(lambda: a.model_calls)
+    await asyncio.wait_for(b.handler(Message("c2", "http", "fast"), None), 10)
+    a.release.set()
+    await held
+
+
+async def test_a_node_paused_past_its_lease_commits_nothing(nodes):
+    a, b, _ = nodes
+    a.release.clear()
+    stale = asyncio.create_task(a.handler(Message("c1", "http", "first"), None))
+    await wait_until(lambda: a.model_calls)
+    a.paused = True  # a stops beating: "SIGSTOP"
+    if True:
+        # b waits for the lane, takes it once a's heartbeat is older than the TTL.
+        b_reply = await asyncio.wait_for(b.handler(Message("c1", "http", "second"), None), 10)
+        assert b_reply.text == "ok"
+        a.reply_text = "stale"
+        a.release.set()  # "SIGCONT": a finishes its model call and tries to commit
+        with pytest.raises(StorageUnavailable):
+            await stale
+    assert a.handler.fenced == 1
+    history = await texts(b.store, "c1")
+    assert ("assistant", "stale") not in history
+    assert history[-2:] == [("user", "second"), ("assistant", "ok")]
+
+
+async def test_a_kept_message_of_a_dead_node_keeps_its_place_and_is_adopted(nodes):
+    a, b, _ = nodes
+    requeued: list[Message] = []
+
+    async def requeue(messages):  # what the gateway's bus does: back of the local lane
+        requeued.extend(messages)
+
+    b.handler.requeue = requeue
+    kept = Message("t1", "talkme", "first", message_id="p1")
+    later = Message("t1", "talkme", "second", message_id="p2")
+    assert await a.queue.accept(kept)  # a acknowledged it, then died before answering
+    assert await b.queue.accept(later)
+    assert await b.queue.adopt_orphans() == [], "a is alive: its message is not b's"
+    a.paused = True  # a dies
+    waiting = asyncio.create_task(b.handler(later, None))
+    await asyncio.sleep(TTL * 3)
+    assert not waiting.done(), "the second message waits for the first, a's"
+    adopted = await b.queue.adopt_orphans()  # what b's reaper round does
+    assert [m.text for m in adopted] == ["first"]
+    # b now holds both: the later one steps back behind the older one.
+    with pytest.raises(AheadOfItsTurn):
+        await asyncio.wait_for(waiting, 10)
+    assert requeued == [later]
+    await b.handler(adopted[0], None)
+    await b.handler(requeued[0], None)
+    assert b.model_calls == ["first", "second"]
+    due, _ = await b.queue.schedule(1e12, set())
+    assert [item.reply.in_reply_to.text for item in due] == ["first"]  # one head per lane
+
+
+async def test_a_kept_message_answered_elsewhere_is_not_answered_again(nodes):
+    a, b, _ = nodes
+    kept = Message("t1", "talkme", "once", message_id="p1")
+    assert await a.queue.accept(kept)
+    await a.handler(kept, None)
+    with pytest.raises(StorageUnavailable):
+        await b.handler(kept, None)  # e.g. replayed by a node that thought a was dead
+    assert b.model_calls == []
+
+
+async def test_the_final_commit_is_one_round_trip_and_writes_everything(nodes, postgres_db):
+    a, _, _ = nodes
+    kept = Message("t1", "talkme", "hi", message_id="p1")
+    assert await a.queue.accept(kept)
+    before = postgres_db.round_trips
+    await a.handler(kept, None)
+    # lane taken, user turn + history, final commit, (the test's own inbox lookup)
+    assert postgres_db.round_trips - before == 4
+    assert await texts(a.store, "t1") == [("user", "hi"), ("assistant", "ok")]
+    assert (await a.queue.stats())["pending_deliveries"] == 1
+    assert HELD.get() is None
+
+
+async def test_a_cancelled_wait_gives_its_place_up(nodes):
+    a, b, _ = nodes
+    a.release.clear()
+    held = asyncio.create_task(a.handler(Message("c1", "http", "one"), None))
+    await wait_until(lambda: a.model_calls)
+    gave_up = asyncio.create_task(b.handler(Message("c1", "http", "two"), None))
+    await asyncio.sleep(0.2)
+    gave_up.cancel()
+    await asyncio.gather(gave_up, return_exceptions=True)
+    a.release.set()
+    await held
+    await asyncio.wait_for(b.handler(Message("c1", "http", "three"), None), 10)
+    assert b.model_calls == ["three"]
+
+
+def test_held_is_only_the_answering_tasks():
+    assert HELD.get() is None
+    assert Held.__slots__  # a plain record
