@@ -39,8 +39,19 @@ async def test_talkme_down_then_503_then_back_every_reply_delivered_once_in_orde
                         f"o{visitor}-m{number}",
                     )  # fmt: skip
                     assert outcome.status == 200, outcome
+            stats_url = f"{server.url}/webhook/talkme/stats"
+
+            async def all_answered_and_waiting() -> bool:
+                status, stats = await get_json(session, stats_url)
+                assert status == 200, stats
+                return stats["totals"]["pending_deliveries"] >= VISITORS * MESSAGES
+
+            # Every reply is written while TalkMe refuses connections; on a loaded machine the
+            # model's answers can take longer than a fixed pause, so wait for them, then keep
+            # TalkMe down a little longer so deliveries really fail for a while.
+            await eventually(all_answered_and_waiting, 60, "every reply queued in the outbox")
             await asyncio.sleep(REFUSED_S)
-            status, stats = await get_json(session, f"{server.url}/webhook/talkme/stats")
+            status, stats = await get_json(session, stats_url)
             assert status == 200, stats
             down = stats["totals"]
             assert (down["pending_deliveries"], down["delivered"]) == (VISITORS * MESSAGES, 0)
