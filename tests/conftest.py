@@ -3,4 +3,5 @@ third-party plugin authors use."""
 
 # plugins.postgres.testing: the per-test PostgreSQL schema fixtures (skip without a server,
 # fail without one under CI=true).
-pytest_plugins = ["core.testing", "plugins.postgres.testing"]
+# tests.support.fixtures: the fake model and fake TalkMe API that serve-process tests use.
+pytest_plugins = ["core.testing", "plugins.postgres.testing", "tests.support.fixtures"]

@@ -69,8 +69,10 @@ class HttpApiPlugin:
 
     @hookimpl
     def session_cleared(self, gateway: Gateway, event: SessionCleared) -> None:
-        if self._service is not None and event.conversation_id is not None:
-            self._service.idempotency.forget_thread(event.conversation_id)
+        if self._service is not None:
+            self._service.forget_thread(event.conversation_id)
+            if event.conversation_id is not None:
+                self._service.idempotency.forget_thread(event.conversation_id)
 
     @hookimpl
     def health_check(self, gateway: Gateway) -> Check:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,12 +35,20 @@ CORS_HEADERS = "http_api.cors_headers"
 _REPLAYED = {"Idempotent-Replayed": "true"}
 
 
+#: Most threads remembered as this channel's (oldest forgotten first).
+KNOWN_THREADS_MAX = 10_000
+
+
 class ChatService:
     """Turns validated requests into bus messages; one per plugin instance."""
 
     def __init__(self, gateway: Gateway, settings: HttpApiSettings) -> None:
         self.gateway = gateway
         self.settings = settings
+        #: Threads already seen to hold this channel's turns (a conversation never changes
+        #: channel): an API key's next message to one skips the store read. Forgotten when
+        #: the thread is cleared.
+        self._http_threads: OrderedDict[str, None] = OrderedDict()
         self.idempotency = IdempotencyCache(
             settings.idempotency_ttl_s, settings.idempotency_max_keys
         )
@@ -86,7 +95,7 @@ class ChatService:
             if owner is None or not await self.ownership.claim(thread, owner):
                 raise thread_not_found()
         elif given and not caller.admin:
-            await self._http_channel_only(thread)
+            await self._http_channel_only(thread, writing=True)
         return thread
 
     async def readable_thread(self, caller: Caller, owner: str | None, thread: str) -> None:
@@ -98,10 +107,24 @@ class ChatService:
         elif caller.kind in (KeyKind.API, KeyKind.OPEN):
             await self._http_channel_only(thread)
 
-    async def _http_channel_only(self, thread: str) -> None:
+    async def _http_channel_only(self, thread: str, *, writing: bool = False) -> None:
+        if thread in self._http_threads:
+            self._http_threads.move_to_end(thread)
+            return
         turns = await self.gateway.store.history(thread, limit=1)
         if turns and turns[-1].channel != CHANNEL:
             raise thread_not_found()
+        if turns or writing:  # an empty thread written to now becomes this channel's
+            self._http_threads[thread] = None
+            if len(self._http_threads) > KNOWN_THREADS_MAX:
+                self._http_threads.popitem(last=False)
+
+    def forget_thread(self, thread: str | None) -> None:
+        """A cleared thread (``None``: every thread) must be checked again."""
+        if thread is None:
+            self._http_threads.clear()
+        else:
+            self._http_threads.pop(thread, None)
 
     def check_length(self, text: str, field: str) -> None:
         limit = self.settings.max_message_chars

@@ -1,4 +1,4 @@
-"""``eneca-bot db import-sqlite DATA_DIR``: move an SQLite deployment's conversations into
+"""``eneca-bot postgres import-sqlite DATA_DIR``: move an SQLite deployment's conversations into
 PostgreSQL, turn by turn in their order, into a schema that has none yet."""
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ async def import_sqlite(settings: PostgresSettings, data_dir: Path) -> int:
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    db = subparsers.add_parser("db", help="the postgres plugin's database")
+    # Not "db": that group is the core's (`eneca-bot db backup`, SQLite files).
+    db = subparsers.add_parser("postgres", help="the postgres plugin's database")
     commands = db.add_subparsers(dest="db_command", required=True)
     copy = commands.add_parser(
         "import-sqlite",

@@ -16,7 +16,6 @@ import pytest
 from tests.support.clients import chat, echo, eventually, get_json, thread_messages, webhook
 from tests.support.openai_server import FakeOpenAI
 from tests.support.serve_process import ServeProcess, base_env
-from tests.support.talkme_fake_api import FakeTalkMe
 
 TTL_S = 2.0
 
@@ -29,16 +28,6 @@ async def llm() -> AsyncIterator[FakeOpenAI]:
         yield fake
     finally:
         await fake.close()
-
-
-@pytest.fixture
-async def talkme() -> AsyncIterator[FakeTalkMe]:
-    fake = FakeTalkMe()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
 
 
 @pytest.fixture

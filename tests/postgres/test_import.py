@@ -1,4 +1,4 @@
-"""``eneca-bot db import-sqlite DATA_DIR``: an SQLite deployment's conversations, moved."""
+"""``eneca-bot postgres import-sqlite DATA_DIR``: an SQLite deployment's conversations, moved."""
 
 import asyncio
 
@@ -51,15 +51,15 @@ def test_import_sqlite_copies_every_turn_exactly_once(
     old = cli_env / "old-data"
     old.mkdir()
     asyncio.run(sqlite_deployment(old))
-    assert cli_main(["db", "import-sqlite", str(old)]) == 0
+    assert cli_main(["postgres", "import-sqlite", str(old)]) == 0
     assert f"imported 4 turn(s) into PostgreSQL schema {postgres_schema}" in capsys.readouterr().out
     history, conversations = asyncio.run(pg_history(postgres_dsn, postgres_schema, "visitor ☃"))
     assert history == TURNS and conversations == 2
     # A second run would store everything twice: refused, with one line.
-    assert cli_main(["db", "import-sqlite", str(old)]) == 1
+    assert cli_main(["postgres", "import-sqlite", str(old)]) == 1
     assert "already holds conversations" in capsys.readouterr().err
 
 
 def test_import_sqlite_names_a_missing_database(cli_env, capsys):
-    assert cli_main(["db", "import-sqlite", str(cli_env / "nowhere")]) == 1
+    assert cli_main(["postgres", "import-sqlite", str(cli_env / "nowhere")]) == 1
     assert "no SQLite conversation database at" in capsys.readouterr().err
