@@ -114,7 +114,9 @@ class ChatService:
         turns = await self.gateway.store.history(thread, limit=1)
         if turns and turns[-1].channel != CHANNEL:
             raise thread_not_found()
-        if turns or writing:  # an empty thread written to now becomes this channel's
+        # An empty thread written to now becomes this channel's. Ids shaped like another
+        # channel's (``talkme:<id>``) are checked every time: that channel may write later.
+        if (turns or writing) and ":" not in thread:
             self._http_threads[thread] = None
             if len(self._http_threads) > KNOWN_THREADS_MAX:
                 self._http_threads.popitem(last=False)

@@ -125,3 +125,27 @@ async def test_admin_routes_refuse_a_missing_or_unknown_key(start_keys):
     assert missing.status == 401 and await code_of(missing) == "missing_api_key"
     wrong = await client.get("/metrics", headers={"X-API-Key": "admin-2"})
     assert wrong.status == 403 and await code_of(wrong) == "invalid_api_key"
+
+
+async def test_an_api_key_loses_a_thread_once_another_channel_writes_into_it(start_keys):
+    """An API client that chose another channel's id shape (``talkme:<visitor>``) before
+    that visitor wrote cannot read on once the visitor's turns are there, even after it
+    used the thread (its channel is checked on every request, not remembered)."""
+    from core import Message, Turn
+    from core.testing import gateway_of
+
+    client = await start_keys()
+    thread = "talkme:visitor-7"
+    body = {"message": "first", "thread_id": thread}
+    assert (await client.post("/api/chat", json=body, headers=API)).status == 200
+    messages = f"/api/threads/{thread}/messages"
+    assert (await client.get(messages, headers=API)).status == 200
+    store = gateway_of(client).store
+    visitor = Message(thread, "talkme", "my phone is +79990001122", user_id="visitor-7")
+    await store.append(thread, Turn("user", visitor.text, "talkme", "visitor-7", "m-1"))
+    assert (await client.get(messages, headers=API)).status == 404
+    body = {"message": "again", "thread_id": thread}
+    assert (await client.post("/api/chat", json=body, headers=API)).status == 404
+    plain = {"message": "mine", "thread_id": "plain-thread"}
+    for _ in range(2):  # an ordinary thread id keeps working (and is remembered)
+        assert (await client.post("/api/chat", json=plain, headers=API)).status == 200
