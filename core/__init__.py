@@ -91,7 +91,9 @@ _EXPORTS: dict[str, str] = {
     "percentile": "core.durable.stats",
     # for a durable backend of another storage (the postgres plugin's)
     "PendingDelivery": "core.durable.sqlite",
+    "message_fields": "core.durable.codec",
     "message_from_json": "core.durable.codec",
+    "reply_fields": "core.durable.codec",
     "reply_from_json": "core.durable.codec",
     "dumps": "core.jsonenc",
 }
@@ -154,12 +156,14 @@ __all__ = [
     "error_response",
     "hookimpl",
     "json_response",
+    "message_fields",
     "message_from_json",
     "percentile",
     "presented_key",
     "public_prefix",
     "read_json",
     "read_model",
+    "reply_fields",
     "reply_from_json",
     "require_api_key",
     "split_commas",
@@ -211,7 +215,12 @@ if TYPE_CHECKING:  # for type checkers and editors; nothing is imported at run t
         Role,
         Turn,
     )
-    from core.durable.codec import message_from_json, reply_from_json
+    from core.durable.codec import (
+        message_fields,
+        message_from_json,
+        reply_fields,
+        reply_from_json,
+    )
     from core.durable.group_commit import GroupCommit
     from core.durable.sqlite import PendingDelivery
     from core.durable.stats import percentile

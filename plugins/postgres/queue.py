@@ -30,7 +30,9 @@ from core import (
     Message,
     PendingDelivery,
     Reply,
+    message_fields,
     message_from_json,
+    reply_fields,
     reply_from_json,
 )
 from plugins.postgres.answering import held_for
@@ -66,32 +68,11 @@ def _key(value: str | None) -> str | None:
 
 
 def _message_json(message: Message) -> str:
-    return _json(
-        {
-            "id": message.id,
-            "conversation_id": message.conversation_id,
-            "channel": message.channel,
-            "text": message.text,
-            "user_id": message.user_id,
-            "chat_id": message.chat_id,
-            "message_id": message.message_id,
-            "metadata": dict(message.metadata),
-            "received_at": message.received_at,
-        }
-    )
+    return _json(message_fields(message))
 
 
 def _reply_json(reply: Reply) -> str:
-    return _json(
-        {
-            "text": reply.text,
-            "error": None if reply.error is None else [reply.error.code, reply.error.message],
-            "usage": dict(reply.usage) if reply.usage else None,
-            "actions": list(reply.actions),
-            "metadata": dict(reply.metadata),
-            "created_at": reply.created_at,
-        }
-    )
+    return _json(reply_fields(reply))
 
 
 class PostgresDurableQueue:
