@@ -11,6 +11,7 @@ channel's plugin enabled sends it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -140,10 +141,11 @@ class Outbox:
                 logger.opt(exception=exc).error("outbox: cannot read pending replies: {}", exc)
                 next_at = time.time() + 1.0
             timeout = None if next_at is None else max(0.0, next_at - time.time())
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation
+            # that lands as the wake-up does, and stop() then waited for ever.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def _attempt(self, item: PendingDelivery) -> None:
         reply = item.reply

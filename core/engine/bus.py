@@ -161,7 +161,8 @@ class InProcessBus:
             if self._full_policy == "reject" or self._publish_timeout_s == 0:
                 raise BusFullError(f"{self._max_in_flight} messages already in flight")
             try:
-                await asyncio.wait_for(self._slots.acquire(), self._publish_timeout_s)
+                async with asyncio.timeout(self._publish_timeout_s):  # not wait_for (3.11)
+                    await self._slots.acquire()
             except TimeoutError:
                 raise BusFullError(
                     f"{self._max_in_flight} messages in flight for {self._publish_timeout_s}s"

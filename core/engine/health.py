@@ -30,7 +30,8 @@ async def health_report(
     running, figures = bus_stats
     checks = [Check("bus", running, figures)]
     try:
-        store_ok = await asyncio.wait_for(store.ping(), STORE_PING_S)
+        async with asyncio.timeout(STORE_PING_S):
+            store_ok = await store.ping()
     except Exception as exc:
         store_ok = False
         logger.warning("store health check failed: {}", exc)

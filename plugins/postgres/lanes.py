@@ -145,7 +145,8 @@ class Lanes:
                 if behind:
                     raise AheadOfItsTurn(conversation_id)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), self.POLL_S)
+                    async with asyncio.timeout(self.POLL_S):  # not wait_for: see Outbox._run
+                        await event.wait()
                 event.clear()
                 [(seq, epoch, behind)] = await self.db.fetch(
                     self._try, self._params(cid=conversation_id, seq=seq)

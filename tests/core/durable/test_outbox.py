@@ -3,6 +3,7 @@ with backoff honouring a provider's retry_after, giving up, delivery progress sa
 resumed (also by a new loop, as after a restart), one reply at a time per conversation."""
 
 import asyncio
+import time
 
 import pytest
 
@@ -152,3 +153,27 @@ async def test_one_reply_at_a_time_per_conversation_conversations_in_parallel(qu
     await outbox.stop(1)
     assert most == {"a": 1, "b": 1}
     assert [text for text in order if text.startswith("re: a")] == ["re: a1", "re: a2", "re: a3"]
+
+
+class IdleQueue:
+    """Nothing due now; a retry due in a minute (so the outbox waits with a timeout)."""
+
+    async def schedule(self, now: float, busy: set[str]) -> tuple[list[object], float]:
+        return [], time.time() + 60
+
+
+async def _never_called(*args: object) -> None:
+    raise AssertionError("nothing is due")
+
+
+async def test_a_stop_that_lands_with_a_wake_up_still_stops_the_outbox() -> None:
+    # On Python 3.11 asyncio.wait_for lost a cancellation that arrived in the same loop
+    # turn as the event it waited for: the outbox then slept until its next retry and
+    # the gateway's shutdown hung (seen in CI as a test stuck for 120 s).
+    outbox = Outbox(IdleQueue(), _never_called, 5, 0.01, 0.05)  # type: ignore[arg-type]
+    outbox.start()
+    await asyncio.sleep(0.05)  # the outbox waits for a wake-up or its next retry
+    outbox.notify()
+    await asyncio.sleep(0)  # the wake-up is under way...
+    async with asyncio.timeout(2):
+        await outbox.stop(grace_s=0.1)  # ...when the stop cancels the outbox
