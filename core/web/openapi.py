@@ -36,6 +36,9 @@ class EndpointDoc:
     query: Mapping[str, str | tuple[str, Mapping[str, Any]]] = field(default_factory=dict)
     content_type: str = "application/json"
     description: str = ""
+    #: Optional request headers the handler reads, by name: a description, or
+    #: (description, JSON schema) as for ``query``.
+    headers: Mapping[str, str | tuple[str, Mapping[str, Any]]] = field(default_factory=dict)
 
 
 def endpoint(
@@ -48,6 +51,7 @@ def endpoint(
     query: Mapping[str, str | tuple[str, Mapping[str, Any]]] | None = None,
     content_type: str = "application/json",
     description: str = "",
+    headers: Mapping[str, str | tuple[str, Mapping[str, Any]]] | None = None,
 ) -> Callable[[F], F]:
     """Describe a route handler for the OpenAPI document."""
 
@@ -61,6 +65,7 @@ def endpoint(
             dict(query or {}),
             content_type,
             description,
+            dict(headers or {}),
         )
         return handler
 
@@ -132,6 +137,16 @@ def build_document(app: web.Application, title: str, version: str) -> dict[str, 
                 "description": text[0] if isinstance(text, tuple) else text,
             }
             for name, text in doc.query.items()
+        ]
+        parameters += [
+            {
+                "name": name,
+                "in": "header",
+                "required": False,
+                "schema": text[1] if isinstance(text, tuple) else {"type": "string"},
+                "description": text[0] if isinstance(text, tuple) else text,
+            }
+            for name, text in doc.headers.items()
         ]
         if parameters:
             operation["parameters"] = parameters

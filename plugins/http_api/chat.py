@@ -24,7 +24,13 @@ from core import (
     validate,
 )
 from plugins.http_api.idempotency import Produced
-from plugins.http_api.models import ChatRequest, ChatResponse, StreamItem
+from plugins.http_api.models import (
+    IDEMPOTENCY_KEY_DOC,
+    VISITOR_TOKEN_DOC,
+    ChatRequest,
+    ChatResponse,
+    StreamItem,
+)
 from plugins.http_api.service import CHANNEL, CORS_HEADERS, ChatService, error_detail
 
 
@@ -69,6 +75,7 @@ class ChatRoutes:
             "`thread_id`. Send `Idempotency-Key` to make retries safe: the same key on the "
             "same thread answers the first reply again instead of asking twice."
         ),
+        headers={**IDEMPOTENCY_KEY_DOC, **VISITOR_TOKEN_DOC},
     )
     async def chat(self, request: web.Request) -> web.Response:
         body, thread, visitor = await self._read(request)
@@ -109,6 +116,7 @@ class ChatRoutes:
             "every `STREAM_PING_S` seconds; closing the connection cancels the reply. "
             "Errors before the stream starts are ordinary JSON errors."
         ),
+        headers=VISITOR_TOKEN_DOC,
     )
     async def stream(self, request: web.Request) -> web.StreamResponse:
         body, thread, visitor = await self._read(request)

@@ -20,6 +20,24 @@ from pydantic import (
 
 from core import NOT_BLANK, ErrorDetail
 
+#: Request headers of the HTTP API, as ``/openapi.json`` describes them.
+VISITOR_TOKEN_DOC = {
+    "X-Visitor-Token": (
+        "With a public key: the token a previous answer returned (header and "
+        "`visitor_token`); names the visitor whose threads these are. Without it a new "
+        "visitor starts."
+    )
+}
+IDEMPOTENCY_KEY_DOC = {
+    "Idempotency-Key": (
+        "Makes a retry safe: the same key with the same request returns the first answer "
+        "(`Idempotent-Replayed: true`) instead of asking again; a different request under "
+        "the key is 422 `idempotency_key_reused`.",
+        # The server takes any printable text up to 200 characters; HTTP headers are ASCII.
+        {"type": "string", "maxLength": 200, "pattern": "^[ -~]*$"},
+    )
+}
+
 
 def _normalise_id(value: Any) -> Any:
     """Ids may come as numbers (n8n expressions, Telegram chat ids); ``""`` means absent."""

@@ -23,7 +23,12 @@ from core import (
     validate,
 )
 from plugins.http_api.idempotency import Produced
-from plugins.http_api.models import N8nChatRequest, N8nChatRequestDoc, N8nChatResponse
+from plugins.http_api.models import (
+    IDEMPOTENCY_KEY_DOC,
+    N8nChatRequest,
+    N8nChatRequestDoc,
+    N8nChatResponse,
+)
 from plugins.http_api.n8n_stream import stream_reply, wants_stream
 from plugins.http_api.service import (
     CHANNEL,
@@ -72,6 +77,7 @@ class N8nChatRoutes:
             "`sessionId` is the thread; with a public key it binds the visitor and must be "
             "random (422 `weak_session_id`)."
         ),
+        headers=IDEMPOTENCY_KEY_DOC,
     )
     async def chat(self, request: web.Request) -> web.StreamResponse:
         service = self._service

@@ -12,7 +12,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from core import ApiError, Caller, ErrorResponse, bind_conversation, endpoint, json_response
-from plugins.http_api.models import ThreadCleared, ThreadList, ThreadMessages
+from plugins.http_api.models import (
+    VISITOR_TOKEN_DOC,
+    ThreadCleared,
+    ThreadList,
+    ThreadMessages,
+)
 from plugins.http_api.service import CHANNEL, ChatService
 
 DEFAULT_LIMIT = 100
@@ -85,6 +90,7 @@ class ThreadRoutes:
                 {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
             ),
         },
+        headers=VISITOR_TOKEN_DOC,
     )
     async def list_threads(self, request: web.Request) -> web.Response:
         service = self._service
@@ -123,6 +129,7 @@ class ThreadRoutes:
                 {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
             )
         },
+        headers=VISITOR_TOKEN_DOC,
     )
     async def messages(self, request: web.Request) -> web.Response:
         caller = self._service.authorize(request)
@@ -151,6 +158,7 @@ class ThreadRoutes:
         "Forget a thread (fires session_cleared)",
         responses={200: ThreadCleared, 404: ErrorResponse, 422: ErrorResponse},
         tags=("threads",),
+        headers=VISITOR_TOKEN_DOC,
     )
     async def clear(self, request: web.Request) -> web.Response:
         caller = self._service.authorize(request)

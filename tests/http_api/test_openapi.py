@@ -63,3 +63,17 @@ async def test_disabled_routes_are_absent(start_api):
     doc = await (await client.get("/openapi.json")).json()
     assert "/api/debug" not in doc["paths"]
     assert "/examples/chat" not in doc["paths"]
+
+
+async def test_the_request_headers_a_client_sends_are_documented(start_api):
+    doc = await (await (await start_api()).get("/openapi.json")).json()
+
+    def headers(path: str, method: str) -> set[str]:
+        operation = doc["paths"][path][method]
+        return {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+
+    assert headers("/api/chat", "post") == {"Idempotency-Key", "X-Visitor-Token"}
+    assert headers("/api/chat/stream", "post") == {"X-Visitor-Token"}
+    assert headers("/api/n8n/chat", "post") == {"Idempotency-Key"}
+    assert headers("/api/threads", "get") == {"X-Visitor-Token"}
+    assert headers("/api/threads/{thread_id}", "delete") == {"X-Visitor-Token"}
