@@ -79,7 +79,7 @@ def assert_in_order(messages: list[dict], asked: list[str]) -> None:
 
 async def test_each_conversation_is_answered_in_order_whichever_node_gets_it(cluster):
     nodes = await cluster(3)
-    conversations, messages = 12, 6
+    conversations, messages = 50, 20
 
     async def converse(session, thread: str) -> list[str]:
         asked = []
