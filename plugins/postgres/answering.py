@@ -40,6 +40,11 @@ class Held:
     answer: dict[str, Any] | None = None
     #: The final commit ran (from the queue's answer, for a kept message).
     done: bool = False
+    #: The scope the answer runs in; :meth:`LaneHandler.abandon` ends it early.
+    scope: asyncio.Timeout | None = None
+    #: Another node took the lane while this node was paused or cut off: the answer
+    #: stops at once (its final commit would be refused anyway).
+    abandoned: bool = False
 
 
 #: The lane held by the current task (``None`` outside an answer, or without cluster lanes).
@@ -80,6 +85,8 @@ class LaneHandler:
         #: while the database is away, those wait for it; others fail at once (a 503).
         self.kept = kept if kept is not None else set()
         self.fenced = 0
+        #: Answers in progress, by ticket: the lanes this node believes it holds.
+        self.answering: dict[int, Held] = {}
         s = f'"{schema}"'
         self._s = s
         self._turn_columns = (
@@ -105,10 +112,20 @@ class LaneHandler:
             raise
         held = Held(lease, self)
         token = HELD.set(held)
+        self.answering[lease.ticket] = held
         try:
-            reply = await self.inner(message, handle)
-            if not held.done:  # not kept: the assistant's turn, and the lane freed
-                await asyncio.shield(self.finish(held))
+            try:
+                async with asyncio.timeout(None) as held.scope:
+                    reply = await self.inner(message, handle)
+                    if not held.done:  # not kept: the assistant's turn, and the lane freed
+                        await asyncio.shield(self.finish(held))
+            except TimeoutError as exc:
+                if not held.abandoned:
+                    raise
+                raise LeaseLost(
+                    f"conversation {lease.conversation_id}: another node took the lane while "
+                    "this node was paused or cut off; the answer was abandoned"
+                ) from exc
         except BaseException as exc:
             if not held.done:
                 with contextlib.suppress(Exception):  # the reaper frees it otherwise
@@ -120,7 +137,25 @@ class LaneHandler:
             raise
         finally:
             HELD.reset(token)
+            self.answering.pop(lease.ticket, None)
         return reply
+
+    def abandon(self, still_held: set[tuple[str, int]]) -> int:
+        """Stop every answer in progress whose lane (conversation, epoch) is not in
+        ``still_held``: another node took it while this one was paused or cut off past its
+        lease, so the model call in flight is hung up rather than run to its end (two model
+        calls for one conversation at once). Returns how many were stopped."""
+        stopped = 0
+        for held in list(self.answering.values()):
+            lease = held.lease
+            if held.done or held.abandoned or held.scope is None:
+                continue
+            if (lease.conversation_id, lease.epoch) in still_held:
+                continue
+            held.abandoned = True
+            held.scope.reschedule(asyncio.get_running_loop().time())
+            stopped += 1
+        return stopped
 
     async def finish(self, held: Held) -> None:
         """The answer's final commit (the queue calls it for a kept message, as its

@@ -37,6 +37,7 @@ class ClusterNode:
         on_work: Callable[[], None] = lambda: None,
         on_orphans: Callable[[], Awaitable[None]] | None = None,
         on_message: Callable[[str], Awaitable[None]] | None = None,
+        on_lapse: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
         self.schema = schema
@@ -48,6 +49,7 @@ class ClusterNode:
         self._on_work = on_work
         self._on_orphans = on_orphans
         self._on_message = on_message
+        self._on_lapse = on_lapse
         self._tasks: list[asyncio.Task[None]] = []
         #: At least three heartbeats per TTL, so one late beat does not kill a node.
         self.interval_s = min(HEARTBEAT_S, node_ttl_s / 3)
@@ -55,9 +57,11 @@ class ClusterNode:
         self.last_beat_at: float | None = None
         self.beat_error: str | None = None
         self.listening = False
+        self._renewed_from = 0.0
 
     async def start(self) -> None:
         """Register (the first heartbeat) before serving, then keep beating."""
+        self._renewed_from = time.monotonic()
         beat = await self.nodes.beat()
         self.live_nodes = beat.live_nodes
         self.last_beat_at = time.time()
@@ -87,6 +91,7 @@ class ClusterNode:
         since_orphans = 0.0
         while True:
             await asyncio.sleep(self.interval_s)
+            sent_at = time.monotonic()
             try:
                 beat = await self.nodes.beat()
             except DatabaseUnavailable as exc:
@@ -101,6 +106,13 @@ class ClusterNode:
                 self.lanes.wake()
                 self._on_work()
             self.beat_error = None
+            # The monotonic clock runs on while the process is stopped (SIGSTOP, a frozen
+            # VM): a gap near the TTL since the last renewal sent means other nodes may
+            # have taken this node's lanes meanwhile (the database clock decides).
+            lapsed = time.monotonic() - self._renewed_from
+            self._renewed_from = sent_at
+            if lapsed > self.node_ttl_s * 0.8:
+                await self._lapse(lapsed)
             # The polling fallback behind NOTIFY (lost while LISTEN reconnects): the
             # outbox looks for work once a beat (one statement when there is none).
             self._on_work()
@@ -113,6 +125,14 @@ class ClusterNode:
             if beat.reaped or since_orphans >= self.node_ttl_s:
                 since_orphans = 0.0
                 await self._orphans()
+
+    async def _lapse(self, seconds: float) -> None:
+        if self._on_lapse is None:
+            return
+        try:
+            await self._on_lapse(seconds)
+        except Exception as exc:  # storage trouble: the final commits are fenced anyway
+            logger.warning("cluster: checking this node's lanes after a lapse failed: {}", exc)
 
     async def _orphans(self) -> None:
         if self._on_orphans is None:

@@ -118,6 +118,7 @@ class Lanes:
             f" SELECT pg_notify('{self.channel}', 'lane:' || %(cid)s) FROM freed"
         )
         self._drop_ticket = f"DELETE FROM {s}.tickets WHERE seq = %(seq)s AND inbox_id IS NULL"
+        self._held = f"SELECT conversation_id, epoch FROM {s}.lanes WHERE holder = %(me)s"
 
     def _params(self, **params: object) -> dict[str, object]:
         return {"me": self.node_id, "ttl": self.node_ttl_s, **params}
@@ -170,6 +171,11 @@ class Lanes:
             self._release,
             self._params(cid=lease.conversation_id, seq=lease.ticket, epoch=lease.epoch),
         )
+
+    async def held(self) -> set[tuple[str, int]]:
+        """The lanes this node holds by the database: (conversation id, epoch)."""
+        rows = await self.db.fetch(self._held, self._params())
+        return {(str(cid), int(epoch)) for cid, epoch in rows}
 
     def fence_sql(self) -> str:
         """SQL of a CTE that is one row while ``%(cid)s`` is held by ``%(me)s`` with

@@ -51,6 +51,7 @@ class ClusterRuntime:
             on_work=self._wake_outbox,
             on_orphans=self._adopt,
             on_message=self._on_message,
+            on_lapse=self._abandon_lost,
         )
         self._requeue: Requeue | None = None
         self._wake: Callable[[], None] | None = None
@@ -97,6 +98,21 @@ class ClusterRuntime:
                 "cluster: answering {} kept message(s) of node(s) that stopped", len(orphans)
             )
             await self._requeue(orphans)
+
+    async def _abandon_lost(self, seconds: float) -> None:
+        """This node went ``seconds`` without renewing its leases: stop the answers whose
+        lanes other nodes took meanwhile."""
+        if not any(handler.answering for handler in self.handlers):
+            return
+        still_held = await self.node.lanes.held()
+        stopped = sum(handler.abandon(still_held) for handler in self.handlers)
+        if stopped:
+            logger.warning(
+                "cluster: this node did not renew its leases for {:.1f}s (paused or cut off);"
+                " {} answer(s) whose lanes other nodes took were abandoned",
+                seconds,
+                stopped,
+            )
 
     async def broadcast_cleared(self, event: SessionCleared) -> None:
         """Tell the other nodes (their channels' local state) that a session was cleared."""

@@ -177,7 +177,8 @@ async def test_a_node_paused_past_its_lease_commits_nothing(cluster, llm):
         text = echo()(body)
         if "slow" in str(body.get("messages", [])[-1].get("content")):
             slow.set()
-            return echo(stall_s=1.0)(body)
+            # Still thinking when the paused node wakes up (OPENAI_TIMEOUT_S is 20).
+            return echo(stall_s=15.0)(body)
         return text
 
     llm.default = respond
@@ -195,6 +196,9 @@ async def test_a_node_paused_past_its_lease_commits_nothing(cluster, llm):
         outcome = await stale
         assert outcome.status == 503, outcome  # its answer was not stored
         assert outcome.body["error"]["code"] == "storage_unavailable"
+        # Woken, the node hung up on its model call instead of running it to its end next
+        # to the other node's: one model call per conversation at a time.
+        assert llm.disconnects == 1
         stored = [m["content"] for m in await thread_messages(session, other.url, "paused")]
         assert "re: slow question" not in stored
         assert stored[-2:] == ["next question", "re: next question"]
