@@ -57,7 +57,11 @@ def test_every_setting_of_the_core_and_of_every_installed_plugin_has_a_descripti
     empty = tmp_path / "empty.toml"
     empty.touch()
     installed = sorted(discover())
-    overrides = {"core": {"plugins": installed}, "telegram": {"bot_token": "1:T"}}
+    overrides = {
+        "core": {"plugins": installed},
+        "telegram": {"bot_token": "1:T"},
+        "redis": {"url": "redis://127.0.0.1:6379/0"},  # required, like the bot token
+    }
     config = load_config(empty, env_file=None, overrides=overrides)
     assert len(config.plugin_settings) > len(DEFAULT_PLUGINS)  # the core and each plugin
     undocumented = [
