@@ -82,3 +82,30 @@ async def test_the_second_of_two_windows_reports_its_own_position(nodes):
     assert await a.take_windows(counts) is None
     full = await a.take_windows(counts)
     assert full is not None and full[0] == 1 and full[1] > 0
+
+
+async def test_a_redis_that_never_answers_costs_one_timeout_then_counts_locally(redis_prefix):
+    # A server that accepts connections and says nothing (a hung Redis, a black hole).
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = open_client(f"redis://127.0.0.1:{port}/0", 0.2)
+    limits = RedisRateLimits(client, redis_prefix, 0.2)
+    try:
+        answers = [await limits.take_token("key:k", 3) for _ in range(5)]
+        # Never an exception: counted in this node's memory, so the limit still holds.
+        assert answers[:3] == [None] * 3 and all(wait is not None for wait in answers[3:])
+        state = limits.state()
+        assert state["shared"] is False and "Timeout" in state["error"]
+        # Only the first check waited for Redis; the next ones went straight to memory.
+        assert state["local_checks"] == 5 and len(held) == 1
+    finally:
+        await client.aclose()
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
