@@ -36,8 +36,13 @@ class RedisRateLimitPlugin:
 
     @hookimpl
     async def lifespan(self, gateway: Gateway) -> AsyncIterator[None]:
-        from plugins.ratelimit_redis.connect import open_client
-        from plugins.ratelimit_redis.limiter import RedisRateLimits
+        try:
+            from plugins.ratelimit_redis.connect import open_client
+            from plugins.ratelimit_redis.limiter import RedisRateLimits
+        except ImportError as exc:
+            raise PluginError(
+                f"plugin {PLUGIN_NAME!r} needs redis-py: pip install 'eneca-bot[redis]' ({exc})"
+            ) from exc
 
         settings = gateway.settings_for(RedisSettings)
         url = settings.url.get_secret_value()
