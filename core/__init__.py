@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "ReplyHandle": "core.engine.bus",
     "MessageBus": "core.engine.bus",
     "InProcessBus": "core.engine.bus",
+    "InProcessRateLimits": "core.engine.ratelimit",
     # values and interfaces (the contract room)
     "Message": "core.contract.events",
     "Reply": "core.contract.events",
@@ -57,6 +58,8 @@ _EXPORTS: dict[str, str] = {
     "BusClosedError": "core.contract.errors",
     "StorageUnavailable": "core.contract.errors",
     "RateLimited": "core.contract.errors",
+    "RateLimitBackend": "core.contract.ratelimit",
+    "WindowCount": "core.contract.ratelimit",
     # settings
     "PluginSettings": "core.config.settings",
     "CoreSettings": "core.config.settings",
@@ -126,6 +129,7 @@ __all__ = [
     "Gateway",
     "GroupCommit",
     "InProcessBus",
+    "InProcessRateLimits",
     "KeyKind",
     "Message",
     "MessageBus",
@@ -135,6 +139,7 @@ __all__ = [
     "PendingDelivery",
     "PluginError",
     "PluginSettings",
+    "RateLimitBackend",
     "RateLimited",
     "Reply",
     "ReplyError",
@@ -146,6 +151,7 @@ __all__ = [
     "ToolResult",
     "Turn",
     "Visitor",
+    "WindowCount",
     "__version__",
     "api_error",
     "bind_conversation",
@@ -207,6 +213,7 @@ if TYPE_CHECKING:  # for type checkers and editors; nothing is imported at run t
     )
     from core.contract.health import Check
     from core.contract.knowledge import Passage
+    from core.contract.ratelimit import RateLimitBackend, WindowCount
     from core.contract.store import (
         AppendsWithHistory,
         ConversationInfo,
@@ -225,6 +232,7 @@ if TYPE_CHECKING:  # for type checkers and editors; nothing is imported at run t
     from core.durable.sqlite import PendingDelivery
     from core.durable.stats import percentile
     from core.engine.bus import InProcessBus, MessageBus, ReplyHandle
+    from core.engine.ratelimit import InProcessRateLimits
     from core.gateway import Gateway
     from core.jsonenc import dumps
     from core.plugins import hookimpl

@@ -30,7 +30,7 @@ from core.engine.bus import InProcessBus, MessageBus, ReplyHandle
 from core.engine.health import health_report
 from core.engine.memory import InMemoryConversationStore
 from core.engine.pipeline import ObserveReply, Pipeline
-from core.engine.ratelimit import RateLimiter
+from core.engine.ratelimit import GatewayLimits
 from core.logs import Redactor
 from core.plugins import call_hook
 
@@ -84,8 +84,7 @@ class Gateway:
             full_policy=settings.bus_full_policy,
             publish_timeout_s=settings.bus_publish_timeout_s,
         )
-        limit = settings.rate_limit_per_minute
-        self._rate_limiter = RateLimiter(limit) if limit else None
+        self._limits = GatewayLimits()
         self._tasks: list[asyncio.Task[None]] = []
         self._running = False
         self._access = access
@@ -161,11 +160,11 @@ class Gateway:
         """Passages from whichever plugin provides ``knowledge_search`` (none: empty)."""
         return list(await self._hook("knowledge_search", query=query, limit=limit) or [])
 
-    def check_rate(self, key: str, what: str = "requests") -> None:
+    async def check_rate(self, key: str, what: str = "requests") -> None:
         """Count one request for ``key``; raises ``RateLimited`` (HTTP 429 with
-        ``Retry-After``) when over ``RATE_LIMIT_PER_MINUTE`` (no limit when it is 0)."""
-        if self._rate_limiter is not None:
-            self._rate_limiter.check(key, what)
+        ``Retry-After``) when over ``RATE_LIMIT_PER_MINUTE`` (0: no limit), as counted by
+        the ``rate_limit_backend`` (in process when no plugin provides one)."""
+        await self._limits.check(key, self.settings.rate_limit_per_minute, what)
 
     def mask_secrets(self, *values: str | None) -> None:
         """Mask these values (tokens, keys) as ``***`` in every log line from now on."""
@@ -187,6 +186,7 @@ class Gateway:
         whether all are ok, and the report ``GET /health`` shows."""
         return await health_report(
             (self._running, self._bus.stats()),
+            self._limits.state(),
             self.store,
             self._storage,
             Path(self.settings.data_dir),
@@ -219,6 +219,7 @@ class Gateway:
             self._durable = self._inbox.use(backend, self._outbox)
         await self._durable.open()
         self._bus = await self._hook("message_bus", handler=self._pipeline.answer) or self._bus
+        self._limits.backend = await self._hook("rate_limit_backend") or self._limits.backend
         self._running = True
         self._outbox.start()
         again = functools.partial(self._bus.publish, overflow=True)  # kept: past the bound

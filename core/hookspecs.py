@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from core.contract.events import Message, Reply, SessionCleared
     from core.contract.health import Check
     from core.contract.knowledge import Passage
+    from core.contract.ratelimit import RateLimitBackend
     from core.contract.store import ConversationStore
     from core.engine.bus import MessageBus
     from core.gateway import Gateway
@@ -165,6 +166,22 @@ def message_bus(gateway: Gateway, handler: Any) -> MessageBus | None:
     ``InProcessBus`` (exported from ``core``, as ``MessageBus`` is).
 
     :return: a ``MessageBus``, or ``None`` to let another plugin.
+    """
+
+
+@hookspec(firstresult=True)
+def rate_limit_backend(gateway: Gateway) -> RateLimitBackend | None:
+    """Provide the counters of the rate limits. Stops at the first non-None result.
+
+    Called once at start-up after every ``lifespan`` has started. The object has the
+    methods of :class:`core.contract.ratelimit.RateLimitBackend`: ``take_token`` (the
+    ``RATE_LIMIT_PER_MINUTE`` bucket behind ``gateway.check_rate``), ``take_windows`` (the
+    public-traffic limits per visitor and per IP) and ``state`` (shown by ``/health``
+    under ``rate_limits``). A backend shared by several processes makes the limits hold
+    for the whole cluster; it must answer (fail open) when its store is away, never
+    raise. With no provider each process counts in its own memory.
+
+    :return: the backend, or ``None`` to let another plugin.
     """
 
 

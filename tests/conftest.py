@@ -11,10 +11,15 @@ from collections.abc import Iterator
 import pytest
 from loguru import logger
 
-# plugins.postgres.testing: the per-test PostgreSQL schema fixtures (skip without a server,
-# fail without one under CI=true).
+# plugins.postgres.testing, plugins.ratelimit_redis.testing: a per-test PostgreSQL schema and
+# Redis key prefix (skip without a server, fail without one under CI=true).
 # tests.support.fixtures: the fake model and fake TalkMe API that serve-process tests use.
-pytest_plugins = ["core.testing", "plugins.postgres.testing", "tests.support.fixtures"]
+pytest_plugins = [
+    "core.testing",
+    "plugins.postgres.testing",
+    "plugins.ratelimit_redis.testing",
+    "tests.support.fixtures",
+]
 
 #: How long the finished session waits for leftover non-daemon threads before it exits.
 THREAD_GRACE_S = 10.0

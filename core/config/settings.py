@@ -234,6 +234,15 @@ def env_name(settings_cls: type[BaseSettings], field_name: str) -> str:
     return f"{prefix}{field_name}".upper()
 
 
+def _is_secret(settings_cls: type[BaseSettings], field_name: str) -> bool:
+    """A value never repeated in a message: a name that says so, or a ``SecretStr`` field
+    (a URL or DSN that may carry a password)."""
+    if any(word in field_name for word in ("key", "token", "secret", "password")):
+        return True
+    field = settings_cls.model_fields.get(field_name)
+    return field is not None and "SecretStr" in str(field.annotation)
+
+
 def describe_validation_error(
     settings_cls: type[BaseSettings],
     exc: ValidationError,
@@ -250,7 +259,7 @@ def describe_validation_error(
         field_name = str(error["loc"][0]) if error["loc"] else "?"
         given = error.get("input")
         shown = "" if isinstance(given, dict) else f" (got {given!r})"
-        if any(word in field_name for word in ("key", "token", "secret", "password")):
+        if _is_secret(settings_cls, field_name):
             shown = ""
         lines.append(f"{where(field_name)}: {error['msg']}{shown}")
     return "; ".join(lines)

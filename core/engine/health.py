@@ -20,6 +20,7 @@ STORE_PING_S = 2.0
 
 async def health_report(
     bus_stats: tuple[bool, Mapping[str, Any]],
+    rate_limits: Mapping[str, Any],
     store: ConversationStore,
     storage: StorageWatch,
     data_dir: Path,
@@ -28,7 +29,8 @@ async def health_report(
 ) -> tuple[bool, dict[str, Any]]:
     """Whether every check is ok, and the report ``GET /health`` shows."""
     running, figures = bus_stats
-    checks = [Check("bus", running, figures)]
+    # Limits answer even with a shared backend away (they count locally): always ok.
+    checks = [Check("bus", running, figures), Check("rate_limits", True, rate_limits)]
     try:
         async with asyncio.timeout(STORE_PING_S):
             store_ok = await store.ping()

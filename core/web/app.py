@@ -180,6 +180,7 @@ def create_app(
         observe_delivery=metrics.observe_delivery,
         access=access,
     )
+    access.limits.use(gateway._limits)  # the public limits count where check_rate does
 
     plugin_middlewares = [
         m

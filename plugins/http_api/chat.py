@@ -46,9 +46,9 @@ class ChatRoutes:
     async def _read(self, request: web.Request) -> tuple[ChatRequest, str, Visitor | None]:
         """The validated body, its thread and, for a public key, the visitor."""
         service = self._service
-        caller = service.authorize(request)
+        caller = await service.authorize(request)
         body = validate(ChatRequest, await read_json(request))
-        visitor = service.admit(request, caller, body.message, "message")
+        visitor = await service.admit(request, caller, body.message, "message")
         owner = visitor.owner if visitor is not None else None
         thread = await service.writable_thread(caller, owner, body.thread_id or body.chat_id)
         return body, thread, visitor

@@ -64,7 +64,7 @@ class DebugRoutes:
         description="Only with DEBUG_ENDPOINT=true; always needs an API key. Any JSON body.",
     )
     async def debug(self, request: web.Request) -> web.Response:
-        self._service.authorize(request, admin=True)
+        await self._service.authorize(request, admin=True)
         body = await read_json(request)
         header = self._service.gateway.settings.api_key_header
         echo = {

@@ -81,7 +81,7 @@ class N8nChatRoutes:
     )
     async def chat(self, request: web.Request) -> web.StreamResponse:
         service = self._service
-        caller = service.authorize(request)
+        caller = await service.authorize(request)
         body = validate(N8nChatRequest, await read_json(request))
         session = body.sessionId
         owner = None
@@ -103,7 +103,7 @@ class N8nChatRoutes:
                 )
             if caller.public:
                 assert owner is not None
-                service.check_public(request, caller, owner, text)
+                await service.check_public(request, caller, owner, text)
             else:
                 service.check_length(text, "chatInput")
             await service.writable_thread(caller, owner, session)

@@ -53,18 +53,20 @@ class ChatService:
             settings.idempotency_ttl_s, settings.idempotency_max_keys
         )
 
-    def authorize(self, request: web.Request, *, admin: bool = False) -> Caller:
+    async def authorize(self, request: web.Request, *, admin: bool = False) -> Caller:
         """429 when the caller's IP or key is over ``RATE_LIMIT_PER_MINUTE``; 401/403
         unless the request carries a valid key of a kind the route takes (open when no
         keys are set). Returns who is calling."""
         gateway = self.gateway
-        gateway.check_rate(f"ip:{client_ip(request)}")
+        await gateway.check_rate(f"ip:{client_ip(request)}")
         caller = require_api_key(request, gateway.settings, admin=admin)
         if caller.key_id:
-            gateway.check_rate(f"key:{caller.key_id}")
+            await gateway.check_rate(f"key:{caller.key_id}")
         return caller
 
-    def admit(self, request: web.Request, caller: Caller, text: str, field: str) -> Visitor | None:
+    async def admit(
+        self, request: web.Request, caller: Caller, text: str, field: str
+    ) -> Visitor | None:
         """Check a message before it is sent: its length and, for a public key, the
         visitor (a new one when the request names none) and the public limits."""
         if not caller.public:
@@ -73,14 +75,14 @@ class ChatService:
         access = self.gateway.access
         visitor = access.visitor(request, issue=True)
         assert visitor is not None
-        access.limits.check_message(visitor.id, client_ip(request), text)
+        await access.limits.check_message(visitor.id, client_ip(request), text)
         return visitor
 
-    def check_public(self, request: web.Request, caller: Caller, key: str, text: str) -> None:
+    async def check_public(self, request: web.Request, caller: Caller, key: str, text: str) -> None:
         """The public limits for a caller identified by ``key`` (no visitor token)."""
         if caller.public:
             ip = client_ip(request)
-            self.gateway.access.limits.check_message(key, ip, text)
+            await self.gateway.access.limits.check_message(key, ip, text)
 
     @property
     def ownership(self) -> Ownership:

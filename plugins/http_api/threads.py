@@ -94,7 +94,7 @@ class ThreadRoutes:
     )
     async def list_threads(self, request: web.Request) -> web.Response:
         service = self._service
-        caller = service.authorize(request)
+        caller = await service.authorize(request)
         owner = self._owner(request, caller)
         limit, offset = limit_of(request), offset_of(request)
         if caller.public:
@@ -132,7 +132,7 @@ class ThreadRoutes:
         headers=VISITOR_TOKEN_DOC,
     )
     async def messages(self, request: web.Request) -> web.Response:
-        caller = self._service.authorize(request)
+        caller = await self._service.authorize(request)
         thread = thread_of(request)
         with bind_conversation(request, thread):
             await self._service.readable_thread(caller, self._owner(request, caller), thread)
@@ -161,7 +161,7 @@ class ThreadRoutes:
         headers=VISITOR_TOKEN_DOC,
     )
     async def clear(self, request: web.Request) -> web.Response:
-        caller = self._service.authorize(request)
+        caller = await self._service.authorize(request)
         thread = thread_of(request)
         with bind_conversation(request, thread):
             await self._service.readable_thread(caller, self._owner(request, caller), thread)

@@ -82,7 +82,7 @@ class TalkMeRoutes:
     async def _accept(self, message: Message) -> web.Response:
         self._gateway.mask_secrets(token_of(message))
         # TalkMe posts every visitor from the same servers: limit per visitor, not per IP.
-        self._gateway.check_rate(message.conversation_id, "messages")
+        await self._gateway.check_rate(message.conversation_id, "messages")
         counters = self._plugin.stats.counters
         # A full or closing bus (or failing storage) propagates: the request middleware
         # answers 503 with Retry-After (core.web.errors), and TalkMe posts again.

@@ -28,6 +28,20 @@ def test_readme_configuration_table_matches_the_settings_classes(tmp_path):
     )
 
 
+def test_readme_lists_the_settings_of_the_opt_in_plugins_too():
+    from plugins.postgres.settings import PostgresSettings
+    from plugins.ratelimit_redis.settings import RedisSettings
+
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(
+        r"<!-- optional-config:start -->\n(.*)<!-- optional-config:end -->", readme, re.S
+    )
+    assert block, "README lost its optional-config markers"
+    assert block.group(1) == markdown([PostgresSettings, RedisSettings]), (
+        "README's table of the opt-in plugins is stale: run scripts/sync_readme_config.py"
+    )
+
+
 def test_the_readme_quick_start_has_exactly_two_commands():
     readme = (ROOT / "README.md").read_text()
     quick = readme.split("## Quick start", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
@@ -57,7 +71,11 @@ def test_every_setting_of_the_core_and_of_every_installed_plugin_has_a_descripti
     empty = tmp_path / "empty.toml"
     empty.touch()
     installed = sorted(discover())
-    overrides = {"core": {"plugins": installed}, "telegram": {"bot_token": "1:T"}}
+    overrides = {
+        "core": {"plugins": installed},
+        "telegram": {"bot_token": "1:T"},
+        "redis": {"url": "redis://127.0.0.1:6379/0"},  # required, like the bot token
+    }
     config = load_config(empty, env_file=None, overrides=overrides)
     assert len(config.plugin_settings) > len(DEFAULT_PLUGINS)  # the core and each plugin
     undocumented = [
