@@ -139,23 +139,26 @@ class ClusterLoad:
     def replies_ok(self) -> int:
         return sum(a.ok for attempts in self.attempts.values() for a in attempts)
 
-    def check_talkme(self, talkme: FakeTalkMe, resends_allowed: int = 0) -> int:
+    def replies_failed(self) -> int:
+        """Chat and stream attempts without their reply (each sent again elsewhere)."""
+        return sum(not a.ok for attempts in self.attempts.values() for a in attempts)
+
+    def check_talkme(self, talkme: FakeTalkMe, resends_per_visitor: int = 0) -> int:
         """Every acknowledged webhook's reply sent (confirmed by TalkMe), nothing else,
         each visitor's in order; returns how many were sent twice (at most
-        ``resends_allowed``: a send in flight when a node was killed)."""
+        ``resends_per_visitor`` per visitor: the send in flight when a node was killed)."""
         sends = talkme.sent_texts()
         expected = self.expected_replies()
         assert set(sends) == expected, (
             f"missing {sorted(expected - set(sends))}, unexpected {sorted(set(sends) - expected)}"
         )
-        repeated = len(sends) - len(set(sends))
-        assert repeated <= resends_allowed, Counter(s for s in sends if sends.count(s) > 1)
         for visitor, acked in self.acked.items():
             own = [text for text in sends if text.startswith(f"re: v{visitor}-")]
+            assert len(own) - len(set(own)) <= resends_per_visitor, (visitor, own)
             numbers = [int(text.rsplit("-m", 1)[1]) for text in own]
             distinct = [n for i, n in enumerate(numbers) if i == 0 or n != numbers[i - 1]]
             assert distinct == [a.number for a in acked], (visitor, numbers)
-        return repeated
+        return len(sends) - len(set(sends))
 
     async def check_threads(self, session: aiohttp.ClientSession, url: str) -> None:
         """Each TalkMe visitor's and each chat thread's stored turns: every reply a client
