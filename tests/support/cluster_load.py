@@ -15,7 +15,7 @@ import random
 import statistics
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -96,22 +96,28 @@ class ClusterLoad:
         number = 0
         while not self._stop.is_set():
             number += 1
-            text = f"v{visitor}-m{number}"
-            while True:  # TalkMe sends again until it gets a 200
-                for node in self._order():
-                    outcome = await webhook(session, self.nodes[node].url,
-                                            f"visitor-{visitor}", visitor * 10_000 + number,
-                                            text)  # fmt: skip
-                    if outcome.status == 200:
-                        acked.append(Acked(visitor, number, node, time.monotonic()))
-                        break
-                else:
-                    await asyncio.sleep(0.2)
-                    continue
-                break
+            node = await self._deliver(session, visitor, number)
+            acked.append(Acked(visitor, number, node, time.monotonic()))
             await asyncio.sleep(self.pause_s)
 
-    async def _chatter(self, session: aiohttp.ClientSession, thread: str, send) -> None:
+    async def _deliver(self, session: aiohttp.ClientSession, visitor: int, number: int) -> int:
+        """Post one webhook until a node answers 200 (TalkMe sends again); which did."""
+        text = f"v{visitor}-m{number}"
+        for _ in range(100):
+            for node in self._order():
+                outcome = await webhook(session, self.nodes[node].url, f"visitor-{visitor}",
+                                        visitor * 10_000 + number, text)  # fmt: skip
+                if outcome.status == 200:
+                    return node
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"no node acknowledged webhook {text}")
+
+    async def _chatter(
+        self,
+        session: aiohttp.ClientSession,
+        thread: str,
+        send: Callable[[aiohttp.ClientSession, str, str, str], Awaitable[Outcome]],
+    ) -> None:
         attempts = self.attempts.setdefault(thread, [])
         question = 0
         while not self._stop.is_set():
@@ -120,7 +126,7 @@ class ClusterLoad:
                 text = f"{thread}-q{question}-a{tries}"
                 attempt = Attempt(thread, text, node, time.monotonic())
                 attempts.append(attempt)
-                outcome: Outcome = await send(session, self.nodes[node].url, thread, text)
+                outcome = await send(session, self.nodes[node].url, thread, text)
                 attempt.ended = time.monotonic()
                 attempt.ok = _answered(outcome, text)
                 if attempt.ok:
