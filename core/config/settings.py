@@ -167,7 +167,8 @@ class CoreSettings(PluginSettings):
     #: ``X-Forwarded-Prefix`` from a trusted proxy overrides it.
     root_path: str = ""
     #: This process's name in a cluster (a plugin sharing state, e.g. ``postgres``);
-    #: empty: host name and process id.
+    #: empty: host name and process id. Each start is a node of its own (the name,
+    #: ``#`` and a token), so a restarted process never takes its last run's work for its own.
     cluster_node_id: str = ""
     #: Seconds without a heartbeat after which a cluster node counts as stopped and the
     #: others take over its conversations and kept messages.

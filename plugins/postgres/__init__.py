@@ -49,6 +49,7 @@ class PostgresPlugin:
     @hookimpl
     async def lifespan(self, gateway: Gateway) -> AsyncIterator[None]:
         from plugins.postgres.connect import open_database
+        from plugins.postgres.nodes import incarnation
         from plugins.postgres.queue import default_node_id
         from plugins.postgres.runtime import ClusterRuntime
         from plugins.postgres.store import PostgresConversationStore
@@ -59,7 +60,8 @@ class PostgresPlugin:
             db, version = await open_database(settings)
         except PluginError as exc:
             raise PluginError(f"plugin {PLUGIN_NAME!r}: {exc}") from exc
-        node_id = gateway.settings.cluster_node_id or default_node_id()
+        # Each start is a node of its own, whatever its configured name (see nodes.py).
+        node_id = incarnation(gateway.settings.cluster_node_id or default_node_id())
         runtime = ClusterRuntime(db, settings.schema, node_id, gateway.settings.cluster_node_ttl_s)
         try:
             await runtime.start()

@@ -7,14 +7,25 @@ heartbeat is older than the TTL: their HTTP tickets are dropped (those requests 
 with them), their kept messages' tickets are handed to no node (any live node adopts
 them, keeping their place in line), their lanes and claims are freed, and the other
 nodes are woken.
+
+Every start of a process is a node of its own (:func:`incarnation`): a process restarted
+under the same ``CLUSTER_NODE_ID`` must not take the rows of its last run (lanes, tickets,
+claims, running idempotency keys) for its own, since it knows nothing of that work; as
+another node, it lets the reaper free and hand that work on like any stopped node's.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from plugins.postgres.db import Database
 from plugins.postgres.lanes import channel_name
+
+
+def incarnation(name: str) -> str:
+    """The node id of this start: the configured ``name``, ``#`` and a random token."""
+    return f"{name}#{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,3 +125,46 @@ async def test_one_idempotency_key_sent_to_three_nodes_at_once_runs_the_agent_on
     other = await nodes[2].post("/api/chat", json={**body, "message": "pay twice"}, headers=headers)
     assert other.status == 422
     assert (await other.json())["error"]["code"] == "idempotency_key_reused"
+
+
+async def test_a_node_restarted_under_its_name_answers_what_its_killed_run_was_answering(
+    postgres_dsn, postgres_schema, eneca_app
+):
+    """kill -9 mid-answer, then the same CLUSTER_NODE_ID started again at once: the new run
+    is another node, so the killed run's lane is taken over once its heartbeat is too old
+    (a run taking its predecessor's rows for its own would wait for that lane for ever)."""
+    import asyncio
+
+    stuck = asyncio.Event()
+
+    async def respond(request):
+        if request.message.text == "first":
+            stuck.set()
+            await asyncio.Event().wait()  # the model call the kill interrupted
+        return f"answer to {request.message.text}"
+
+    settings = {
+        **pg_settings(postgres_dsn, postgres_schema),
+        "core": {"cluster_node_id": "node-a", "cluster_node_ttl_s": 0.5},
+    }
+    agent = ScriptedAgent(respond)
+    killed = await eneca_app(["http_api", "postgres"], agent=agent, settings=settings)
+    first = asyncio.ensure_future(
+        killed.post("/api/chat", json={"message": "first", "thread_id": "t"})
+    )
+    await asyncio.wait_for(stuck.wait(), 10)
+    runtime = plugin_of(killed).runtime
+    for task in runtime.node._tasks:  # its heartbeat stops, as a killed process's would
+        task.cancel()
+    restarted = await eneca_app(["http_api", "postgres"], agent=agent, settings=settings)
+    try:
+        response = await asyncio.wait_for(
+            restarted.post("/api/chat", json={"message": "second", "thread_id": "t"}), 20
+        )
+        assert response.status == 200, await response.text()
+        assert (await response.json())["response"] == "answer to second"
+        health = await (await restarted.get("/health")).json()
+        assert health["plugins"]["postgres"]["node"] != runtime.node_id
+        assert health["plugins"]["postgres"]["node"].startswith("node-a#")
+    finally:
+        first.cancel()
