@@ -31,6 +31,9 @@ class Backend:
 
     name: str
     dsn: str | None = None
+    #: ``False``: PostgreSQL commits without waiting for the WAL flush (a diagnostic:
+    #: what durable commits cost on this disk; SQLite runs ``synchronous=NORMAL``).
+    synchronous_commit: bool = True
 
     @property
     def kind(self) -> str:
@@ -52,19 +55,32 @@ class Backend:
             yield {}
             return
         schema = f"eneca_bench_{uuid.uuid4().hex[:12]}"
+        settings = {"POSTGRES_DSN": self.dsn, "POSTGRES_SCHEMA": schema}
+        if not self.synchronous_commit:
+            from psycopg.conninfo import make_conninfo
+
+            # The plugin's own start-up option (statement_timeout) would replace these.
+            options = "-c synchronous_commit=off"
+            settings["POSTGRES_DSN"] = make_conninfo(self.dsn, options=options)
+            settings["POSTGRES_STATEMENT_TIMEOUT_MS"] = "0"
         try:
-            yield {"POSTGRES_DSN": self.dsn, "POSTGRES_SCHEMA": schema}
+            yield settings
         finally:
             drop_schema(self.dsn, schema)
 
 
-def backends(choice: str, dsn: str | None = None) -> tuple[Backend, ...]:
+def backends(
+    choice: str, dsn: str | None = None, synchronous_commit: bool = True
+) -> tuple[Backend, ...]:
     """The backends of ``--backend choice``; PostgreSQL checked reachable first."""
     names = CHOICES[choice]
     if "postgres" in names:
         dsn = postgres_dsn(dsn)
         check_reachable(dsn)
-    return tuple(Backend(name, dsn if name == "postgres" else None) for name in names)
+    return tuple(
+        Backend(name, dsn, synchronous_commit) if name == "postgres" else Backend(name)
+        for name in names
+    )
 
 
 def check_reachable(dsn: str) -> None:

@@ -662,16 +662,18 @@ def run(
     tracing_base: Path | None = None,
     backend: str = "sqlite",
     postgres_dsn: str | None = None,
+    synchronous_commit: bool = True,
 ) -> dict[str, Any]:
     """Run ``scenarios`` on ``backend`` (``sqlite``, ``postgres`` or ``both``); the whole
     report as a dict. The workers scenario always runs on PostgreSQL."""
     table = QUICK if quick else FULL
     rounds = rounds or (2 if quick else 4)
-    gateways = backends(backend, postgres_dsn)
+    gateways = backends(backend, postgres_dsn, synchronous_commit)
     report: dict[str, Any] = {
         "machine": _machine(),
         "quick": quick,
         "backend": backend,
+        "postgres_synchronous_commit": synchronous_commit,
         "scenarios": {},
     }
     with tempfile.TemporaryDirectory(prefix="eneca-bench-") as temp:
@@ -706,7 +708,8 @@ def run(
             elif name == "workers":
                 scenario = _resized(WORKERS[quick], users, turns)
                 by_name = {db.name: db for db in gateways}
-                postgres = by_name.get("postgres") or backends("postgres", postgres_dsn)[0]
+                postgres = by_name.get("postgres")
+                postgres = postgres or backends("postgres", postgres_dsn, synchronous_commit)[0]
                 result = run_workers(scenario, rounds, place, postgres, by_name.get("sqlite"))
             else:
                 raise SystemExit(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
@@ -900,6 +903,13 @@ def main(argv: list[str] | None = None) -> int:
         "postgresql://postgres@127.0.0.1:5432/test); each gateway gets a schema of its own, "
         "dropped after",
     )
+    parser.add_argument(
+        "--postgres-synchronous-commit",
+        choices=("on", "off"),
+        default="on",
+        help="diagnostic: 'off' lets PostgreSQL acknowledge commits before their WAL flush "
+        "(what durable commits cost on this disk); the figures to report use 'on'",
+    )
     parser.add_argument("--out", type=Path, help="also write the JSON report here")
     parser.add_argument("--keep", type=Path, help="keep data dirs and logs in this folder")
     parser.add_argument(
@@ -920,6 +930,7 @@ def main(argv: list[str] | None = None) -> int:
         tracing_base=args.tracing_base,
         backend=args.backend,
         postgres_dsn=args.postgres_dsn,
+        synchronous_commit=args.postgres_synchronous_commit == "on",
     )
     text = json.dumps(report, indent=1)
     print(text)
