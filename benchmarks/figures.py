@@ -47,6 +47,14 @@ def summarize_load(raw: dict[str, Any]) -> dict[str, Any]:
         "cpu_ms_per_req": _per_request(server_cpu_s(raw), requests),
         "cpu_ticks_ms_per_req": _per_request(raw.get("server_cpu_s"), requests),
     }
+    # With PostgreSQL, the database's processes serving the server's connections do work
+    # that SQLite does inside the server: the total is the comparable figure.
+    database = raw.get("database_cpu_s")
+    server = server_cpu_s(raw)
+    if database is not None:
+        figures["db_cpu_ms_per_req"] = _per_request(database, requests)
+    total = None if server is None else server + (database or 0.0)
+    figures["total_cpu_ms_per_req"] = _per_request(total, requests)
     if firsts:
         figures.update(
             first_chunk_p50_ms=ms(percentile(firsts, 50)),
@@ -97,11 +105,17 @@ def ratios(ours: Sequence[float | None], floor: Sequence[float | None]) -> float
     )
 
 
-def target(name: str, value: float | None, limit: float, unit: str = "") -> dict[str, Any]:
+def target(
+    name: str, value: float | None, limit: float, unit: str = "", *, at_least: bool = False
+) -> dict[str, Any]:
+    """A target: ``value`` at most ``limit`` (``at_least``: at least); ``met`` is None
+    when there is no value."""
+    met = None if value is None else (value >= limit if at_least else value <= limit)
     return {
         "target": name,
         "value": value,
         "limit": limit,
         "unit": unit,
-        "met": None if value is None else value <= limit,
+        "compare": ">=" if at_least else "<=",
+        "met": met,
     }

@@ -9,7 +9,10 @@ first. The server's CPU time is read from ``/proc`` around the measured phase on
                                    "users": 32, "turns": 20, "run": "r1", "server_pid": 123}'
 
 prints one JSON object: per-request latencies, stream first-chunk times, errors, wall
-time, the server's CPU seconds, and (``per_turn``) each request's server CPU in ns.
+time, the server's CPU seconds (summed over ``server_pids`` when given: a ``--workers``
+supervisor and its workers), with ``database_cpu`` the CPU seconds of the PostgreSQL
+processes serving the server's connections, and (``per_turn``) each request's server CPU
+in ns.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import aiohttp
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.procstats import cpu_ns, cpu_seconds
+from benchmarks.procstats import cpu_ns, cpu_seconds, database_backends
 
 MESSAGE = "hello, what are your opening hours and do you deliver on Sundays?"
 
@@ -108,6 +111,14 @@ async def converse(
             results.per_turn.append((user, turn, latency, cpu_ns(pid) - before))
 
 
+def server_pids(spec: dict[str, Any]) -> list[int]:
+    """The processes whose CPU is the server's: ``server_pids`` (a supervisor and its
+    workers), else the one ``server_pid``."""
+    if spec.get("server_pids"):
+        return [int(pid) for pid in spec["server_pids"]]
+    return [int(spec["server_pid"])] if spec.get("server_pid") else []
+
+
 async def drive(spec: dict[str, Any]) -> dict[str, Any]:
     """Warm up, then run the measured closed loop; the figures as a dict."""
     timeout = aiohttp.ClientTimeout(total=spec.get("timeout_s", 120))
@@ -124,9 +135,11 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
             )
         )
         results = Results()
-        pid = spec.get("server_pid")
-        cpu_before = cpu_seconds(pid) if pid else 0.0
-        ns_before = cpu_ns(pid) if pid else 0
+        pids = server_pids(spec)
+        cpu_before = sum(cpu_seconds(pid) for pid in pids)
+        ns_before = sum(cpu_ns(pid) for pid in pids)
+        database = spec.get("database_cpu") and pids
+        db_before = {pid: cpu_ns(pid) for pid in database_backends(pids)} if database else {}
         started = time.perf_counter()
         await asyncio.gather(
             *(
@@ -135,8 +148,12 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
             )
         )
         wall = time.perf_counter() - started
-        cpu = (cpu_seconds(pid) - cpu_before) if pid else None
-        threads_cpu = (cpu_ns(pid) - ns_before) / 1e9 if pid else None
+        cpu = (sum(cpu_seconds(pid) for pid in pids) - cpu_before) if pids else None
+        threads_cpu = (sum(cpu_ns(pid) for pid in pids) - ns_before) / 1e9 if pids else None
+        db_cpu = None
+        if database:  # connections opened during the load count from zero
+            db_after = {pid: cpu_ns(pid) for pid in database_backends(pids)}
+            db_cpu = sum(ns - db_before.get(pid, 0) for pid, ns in db_after.items()) / 1e9
     return {
         "requests": len(results.latencies),
         "errors": results.errors + warmup.errors,
@@ -144,6 +161,7 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
         "wall_s": wall,
         "server_cpu_s": cpu,
         "server_threads_cpu_s": threads_cpu,
+        "database_cpu_s": db_cpu,
         "latencies": results.latencies,
         "first_chunks": results.first_chunks,
         "per_turn": results.per_turn,

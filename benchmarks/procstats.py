@@ -43,3 +43,61 @@ def memory_mb(pid: int) -> dict[str, float]:
         elif line.startswith("VmHWM:"):
             figures["peak"] = int(line.split()[1]) / 1024
     return figures
+
+
+def with_children(pid: int) -> list[int]:
+    """``pid`` and its direct children (``serve --workers N``: the supervisor and its
+    workers), read from each process's ``/proc/<pid>/stat``."""
+    found = [pid]
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def database_backends(pids: list[int]) -> list[int]:
+    """The PostgreSQL server processes serving TCP connections of ``pids`` (a gateway's
+    pool): each backend's title names its client's address and port, e.g. ``postgres:
+    postgres test 127.0.0.1(40772) idle``. Connections over a Unix socket are not found."""
+    inodes: set[str] = set()
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:  # closed meanwhile (the listing's own descriptor, for one)
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    ports: set[int] = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = Path(f"/proc/{pids[0]}/net/{table}").read_text().splitlines()[1:]
+        except (OSError, IndexError):
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    found: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            title = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("postgres:") and "(" in title:
+            port = title.rsplit("(", 1)[1].split(")", 1)[0]
+            if port.isdigit() and int(port) in ports:
+                found.append(int(entry))
+    return found

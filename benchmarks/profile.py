@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/profile.py stream            # TTFT 0, 30 tokens, /api/chat/stream
     .venv/bin/python benchmarks/profile.py talkme --seconds 10
     .venv/bin/python benchmarks/profile.py overhead --keep stacks.txt   # collapsed stacks
+    .venv/bin/python benchmarks/profile.py overhead --backend postgres   # the postgres plugin
 
 Samples only the thread holding the GIL (``--gil``: Python CPU, no idle waits) and prints
 the share of samples per component, then the hottest leaf functions. Needs py-spy (the
@@ -26,6 +27,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import servers
+from benchmarks.backends import backends
 from benchmarks.run import ALL_PLUGINS, PLUGINS, drive
 from benchmarks.talkme import WEBHOOKS, fake_talkme
 
@@ -34,6 +36,8 @@ COMPONENTS = (
     ("openai SDK: request building / response parsing", ("openai/",)),
     ("httpx/httpcore/anyio (openai's transport)", ("httpx", "httpcore", "anyio/")),
     ("SQLite (aiosqlite, memory_sqlite)", ("aiosqlite/", "memory_sqlite/", "sqlite3")),
+    ("PostgreSQL (psycopg, pool)", ("psycopg/", "psycopg_pool/", "psycopg_binary")),
+    ("postgres plugin (lanes, queue, store)", ("plugins/postgres/",)),
     ("durable inbox/outbox", ("core/durable", "core/outbox")),
     ("talkme plugin", ("plugins/talkme/",)),
     ("loguru", ("loguru/",)),
@@ -79,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", type=Path, help="copy the collapsed stacks here (speedscope, flamegraph.pl)"
     )
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--postgres-dsn", help="as for run.py (default ENECA_BENCH_POSTGRES_DSN)")
     args = parser.parse_args(argv)
+    (backend,) = backends(args.backend, args.postgres_dsn)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     with tempfile.TemporaryDirectory(prefix="eneca-profile-") as temp:
         work = Path(temp)
@@ -90,9 +97,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.load == "talkme":
                 api = fake_talkme(work).start()
                 extra = {"TALKME_API_URL": f"{api.url}/json/v1.0"}
-            plugins = ALL_PLUGINS if args.load == "talkme" else PLUGINS
+            plugins = backend.plugins(ALL_PLUGINS if args.load == "talkme" else PLUGINS)
             try:
-                with servers.gateway(work / "ours", plugins, upstream.url, **extra) as server:
+                with (
+                    backend.settings() as database,
+                    servers.gateway(
+                        work / "ours", plugins, upstream.url, **extra, **database
+                    ) as server,
+                ):
                     server.start()
                     endpoint = "/api/chat/stream" if args.load == "stream" else "/api/chat"
                     spec = {"url": server.url, "endpoint": endpoint, "server_pid": server.pid}

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -149,9 +150,17 @@ def otlp_sink(workdir: Path) -> Process:
     return Process("otlp-sink", command, base_env(), workdir, port, workdir / "otlp-sink.log")
 
 
-def gateway(workdir: Path, plugins: str, upstream_url: str, **settings: str) -> Process:
-    """``eneca-bot serve`` on a fresh data dir under ``workdir`` (also its cwd, so no
-    ``config/settings.toml`` or ``.env`` of the checkout is read)."""
+def gateway(
+    workdir: Path,
+    plugins: str,
+    upstream_url: str,
+    *,
+    args: Sequence[str] = (),
+    **settings: str,
+) -> Process:
+    """``eneca-bot serve`` (with ``args``, e.g. ``--workers 2``) on a fresh data dir under
+    ``workdir`` (also its cwd, so no ``config/settings.toml`` or ``.env`` of the checkout
+    is read)."""
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     env = base_env(
@@ -168,4 +177,5 @@ def gateway(workdir: Path, plugins: str, upstream_url: str, **settings: str) -> 
             **settings,
         }
     )
-    return Process("gateway", gateway_command(), env, workdir, port, workdir / "gateway.log")
+    command = [*gateway_command(), *args]
+    return Process("gateway", command, env, workdir, port, workdir / "gateway.log")

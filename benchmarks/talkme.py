@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import servers
+from benchmarks.backends import Backend
 from benchmarks.figures import check_history, ms, percentile, target
 from benchmarks.procstats import cpu_seconds, memory_mb
 
@@ -69,23 +70,37 @@ def _wait_delivered(api_url: str, count: int, timeout: float) -> int:
         time.sleep(0.25)
 
 
-def run_talkme(seconds: float, workdir: Path, *, rate: float, agent_s: float) -> dict[str, Any]:
+def run_talkme(
+    seconds: float,
+    workdir: Path,
+    *,
+    rate: float,
+    agent_s: float,
+    backend: Backend | None = None,
+) -> dict[str, Any]:
+    """The load against a gateway on ``backend`` (default SQLite; PostgreSQL on a schema
+    of its own, dropped after)."""
+    backend = backend or Backend("sqlite")
+    plugins = backend.plugins(PLUGINS)
+    label = "" if backend.name == "sqlite" else f" ({backend.name})"
     visitors = max(1, int(rate * max(agent_s * 2.5, 1.0)))  # each visitor every ~2.5 agent times
     total = int(rate * seconds)
     _log(
-        f"== talkme: {rate:g} webhooks/s for {seconds:g} s ({total} messages, {visitors} "
-        f"visitors), agent {agent_s:g} s"
+        f"== talkme{label}: {rate:g} webhooks/s for {seconds:g} s ({total} messages, "
+        f"{visitors} visitors), agent {agent_s:g} s"
     )
     run = "tm"
     with (
+        backend.settings() as database,
         servers.upstream(workdir, agent_s * 1000, 0, 30).start() as upstream,
         fake_talkme(workdir).start() as api,
         servers.gateway(
             workdir / "ours",
-            PLUGINS,
+            plugins,
             upstream.url,
             TALKME_API_URL=f"{api.url}/json/v1.0",
             TALKME_WEBHOOK_SECRET="bench-secret",
+            **database,
         ).start() as gateway,
     ):
         idle = memory_mb(gateway.pid)["rss"]
@@ -151,14 +166,16 @@ def run_talkme(seconds: float, workdir: Path, *, rate: float, agent_s: float) ->
             "seconds": seconds,
             "visitors": visitors,
             "agent_s": agent_s,
-            "plugins": PLUGINS,
+            "plugins": plugins,
+            "backend": backend.name,
+            "postgres_schema": database.get("POSTGRES_SCHEMA"),
         },
         "summary": summary,
         "targets": [
-            target("TalkMe webhook ack p99", summary["ack_p99_ms"], 20, "ms"),
-            target("TalkMe webhooks refused (not acked 200)", float(len(failed)), 0, ""),
+            target(f"TalkMe webhook ack p99{label}", summary["ack_p99_ms"], 20, "ms"),
+            target(f"TalkMe webhooks refused (not acked 200){label}", float(len(failed)), 0, ""),
             target(
-                "TalkMe acked messages not delivered",
+                f"TalkMe acked messages not delivered{label}",
                 float(total - len(failed) - delivered),
                 0,
                 "",
