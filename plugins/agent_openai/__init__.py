@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from loguru import logger
@@ -20,12 +21,14 @@ from loguru import logger
 from core import Agent, Check, Gateway, Passage, hookimpl
 from plugins.agent_openai.agent import OpenAIAgent
 from plugins.agent_openai.commands import add_commands
-from plugins.agent_openai.kb.setup import embedder_for, knowledge_problems
-from plugins.agent_openai.knowledge import KnowledgeIndex, SearchSettings, UnsafeReindex
+from plugins.agent_openai.kb.errors import UnsafeReindex
 from plugins.agent_openai.model import OpenAIModel
 from plugins.agent_openai.prompt import load_system_prompt
 from plugins.agent_openai.routes import knowledge_routes
 from plugins.agent_openai.settings import OpenAIAgentSettings
+
+if TYPE_CHECKING:  # the knowledge base (numpy, morphology) loads only when it is on
+    from plugins.agent_openai.knowledge import KnowledgeIndex
 
 __all__ = ["OpenAIAgent", "OpenAIAgentPlugin", "OpenAIAgentSettings"]
 
@@ -47,6 +50,9 @@ class OpenAIAgentPlugin:
         return OpenAIAgentSettings
 
     async def _open_index(self, gateway: Gateway) -> KnowledgeIndex:
+        from plugins.agent_openai.kb.setup import embedder_for
+        from plugins.agent_openai.knowledge import KnowledgeIndex, SearchSettings
+
         settings = gateway.settings_for(OpenAIAgentSettings)
         index = KnowledgeIndex(
             Path(gateway.settings.data_dir) / INDEX_FILE,
@@ -114,6 +120,8 @@ class OpenAIAgentPlugin:
         settings = gateway.settings_for(OpenAIAgentSettings)
         if settings.knowledge_mode == "off":
             return []
+        from plugins.agent_openai.kb.setup import knowledge_problems
+
         return knowledge_problems(settings, Path(gateway.settings.data_dir) / INDEX_FILE)
 
     # -- providers ------------------------------------------------------------------------

@@ -10,12 +10,16 @@ import argparse
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core import Gateway
 from plugins.agent_openai.evaluation import EvalFileError, evaluate, format_report, load_questions
-from plugins.agent_openai.knowledge import KnowledgeIndex, UnsafeReindex
+from plugins.agent_openai.kb.errors import UnsafeReindex
 
-IndexOpener = Callable[[Gateway], Awaitable[KnowledgeIndex]]
+if TYPE_CHECKING:  # the index (numpy, morphology) loads only when the base is on
+    from plugins.agent_openai.knowledge import KnowledgeIndex
+
+IndexOpener = Callable[[Gateway], Awaitable["KnowledgeIndex"]]
 IndexCloser = Callable[[], Awaitable[None]]
 
 

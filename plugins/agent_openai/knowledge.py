@@ -25,6 +25,7 @@ from core import Passage
 from plugins.agent_openai.kb.bm25 import KeywordIndex
 from plugins.agent_openai.kb.documents import SUFFIXES, UnreadableDocument, read_document
 from plugins.agent_openai.kb.embeddings import Embedder, EmbeddingsUnavailable
+from plugins.agent_openai.kb.errors import UnsafeReindex
 from plugins.agent_openai.kb.sections import DEFAULT_TARGET, Section, split_sections
 from plugins.agent_openai.kb.snapshot import (
     SearchMode,
@@ -66,10 +67,6 @@ CREATE TABLE IF NOT EXISTS kb_embeddings (
 );
 CREATE TABLE IF NOT EXISTS kb_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-
-
-class UnsafeReindex(Exception):
-    """Indexing would empty a non-empty index because the folder is missing or empty."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from loguru import logger
 from pydantic import BaseModel
 
 from core import ApiError, ErrorResponse, Gateway, endpoint, json_response, require_api_key
-from plugins.agent_openai.knowledge import KnowledgeIndex, UnsafeReindex
+from plugins.agent_openai.kb.errors import UnsafeReindex
 
-IndexGetter = Callable[[], KnowledgeIndex | None]
+if TYPE_CHECKING:  # the index (numpy, morphology) loads only when the base is on
+    from plugins.agent_openai.knowledge import KnowledgeIndex
+
+IndexGetter = Callable[[], "KnowledgeIndex | None"]
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 _BOOLEAN = {"type": "boolean"}

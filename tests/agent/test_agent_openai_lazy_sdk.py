@@ -1,5 +1,7 @@
 """The openai SDK (about 15 MB and a third of a second to import) is loaded by the first
-model request, not at start-up; that request and every later one are answered."""
+model request, not at start-up; that request and every later one are answered. With the
+knowledge base off, its index, numpy and morphology are never loaded (numpy alone is about
+15 MB of resident memory)."""
 
 import json
 import subprocess
@@ -36,6 +38,11 @@ async def main():
             ))
             seen["replies"] = [(await r.json())["success"] for r in replies]
             seen["loaded_after"] = "openai" in sys.modules
+            heavy = ("numpy", "pymorphy3", "snowballstemmer")
+            seen["knowledge_modules"] = sorted(
+                m for m in sys.modules
+                if m.split(".")[0] in heavy or m == "plugins.agent_openai.knowledge"
+            )
             seen["upstream_requests"] = len(fake.requests)
     print(json.dumps(seen))
 
@@ -55,3 +62,5 @@ def test_the_sdk_is_imported_by_the_first_model_request_not_at_start_up():
     assert seen["replies"] == [True, True, True]
     assert seen["upstream_requests"] == 3
     assert seen["loaded_after"] is True
+    # KNOWLEDGE_MODE=off: the knowledge base's index, numpy and morphology stay unloaded.
+    assert seen["knowledge_modules"] == []
