@@ -73,6 +73,7 @@ class ClusterNode:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self.lanes.close()
         try:
             await self.nodes.leave()
         except DatabaseUnavailable as exc:

@@ -12,7 +12,7 @@ from core.contract.events import Message, Reply
 from core.contract.store import Turn
 from core.testing import wait_until
 from plugins.postgres.answering import HELD, Held, LaneHandler
-from plugins.postgres.db import Database
+from plugins.postgres.db import Database, DatabaseUnavailable
 from plugins.postgres.lanes import AheadOfItsTurn, Lanes
 from plugins.postgres.nodes import Nodes
 from plugins.postgres.queue import PostgresDurableQueue
@@ -199,3 +199,73 @@ async def test_a_cancelled_wait_gives_its_place_up(nodes):
 def test_held_is_only_the_answering_tasks():
     assert HELD.get() is None
     assert Held.__slots__  # a plain record
+
+
+# -- the database going away in the middle of taking or giving up a lane -----------------
+
+
+class Flaky:
+    """The node's database, except for the next statement whose SQL contains ``marker``:
+    ``"lost"``: it runs, but its answer is lost (the connection dropped after the commit);
+    ``"away"``: it never reaches the server."""
+
+    def __init__(self, db: Database, marker: str, how: str) -> None:
+        self.db = db
+        self.marker = marker
+        self.how = how
+        self.hit = False
+
+    def __getattr__(self, name: str):
+        return getattr(self.db, name)
+
+    async def _run(self, run, sql, params):
+        if self.hit or self.marker not in sql:
+            return await run(sql, params)
+        self.hit = True
+        if self.how == "lost":
+            await run(sql, params)
+        raise DatabaseUnavailable("PostgreSQL: server closed the connection unexpectedly")
+
+    async def fetch(self, sql, params=()):
+        return await self._run(self.db.fetch, sql, params)
+
+    async def execute(self, sql, params=()):
+        return await self._run(self.db.execute, sql, params)
+
+
+async def test_a_kept_message_whose_lane_was_taken_but_not_told_takes_it_again(nodes):
+    a, _, _ = nodes
+    kept = Message("t1", "talkme", "kept", message_id="p1")
+    assert await a.queue.accept(kept)
+    a.handler.kept.add(kept.id)
+    a.lanes.db = Flaky(a.lanes.db, "taken AS", "lost")
+    # Before the fix its retry waited for ever for the lane this node itself held.
+    reply = await asyncio.wait_for(a.handler(kept, None), 10)
+    assert a.lanes.db.hit and reply.text == "ok"
+    assert (await a.queue.stats())["unanswered"] == 0
+
+
+async def test_a_request_whose_ticket_was_taken_but_not_told_does_not_stop_the_thread(nodes):
+    a, b, _ = nodes
+    a.lanes.db = Flaky(a.lanes.db, "taken AS", "lost")
+    with pytest.raises(StorageUnavailable):  # the client is told 503
+        await a.handler(Message("c1", "http", "lost"), None)
+    # Before the fix a's ticket (a live node's) stayed at the head of the line for ever.
+    await asyncio.wait_for(b.handler(Message("c1", "http", "next"), None), 10)
+    assert b.model_calls == ["next"]
+
+
+async def test_a_lane_given_up_while_the_database_is_away_is_freed_when_it_is_back(nodes):
+    a, b, _ = nodes
+    a.lanes.POLL_S = 0.1
+    a.lanes.db = Flaky(a.lanes.db, "freed AS", "away")
+
+    async def fails(message, handle):
+        raise StorageUnavailable("store the conversation")
+
+    a.handler.inner = fails
+    with pytest.raises(StorageUnavailable):
+        await a.handler(Message("c1", "http", "refused"), None)
+    # Before the fix the lane stayed a's (a live node) and nobody else could answer.
+    await asyncio.wait_for(b.handler(Message("c1", "http", "next"), None), 10)
+    assert a.lanes.db.hit and b.model_calls == ["next"]
