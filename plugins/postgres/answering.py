@@ -97,6 +97,7 @@ class LaneHandler:
                 "take the conversation's lane",
             )
         except LeaseLost as exc:
+            self.kept.difference_update(ids)
             raise _unavailable(exc) from exc
         except AheadOfItsTurn:
             if self.requeue is not None:
@@ -111,6 +112,9 @@ class LaneHandler:
                 await asyncio.shield(self.finish(held))
         except BaseException as exc:
             if not held.done:
+                # No longer in this node's lanes: if it is still unanswered and this
+                # node's, the adopting round queues it again.
+                self.kept.difference_update(ids)
                 with contextlib.suppress(Exception):  # the reaper frees it otherwise
                     await asyncio.shield(self.lanes.release(lease))
             if isinstance(exc, LeaseLost):

@@ -101,6 +101,7 @@ class ClusterNode:
                 failing = False
                 self.lanes.wake()
                 self._on_work()
+                since_orphans = self.node_ttl_s  # its own kept messages an outage lost
             self.beat_error = None
             # The polling fallback behind NOTIFY (lost while LISTEN reconnects): the
             # outbox looks for work once a beat (one statement when there is none).

@@ -11,11 +11,20 @@ tests use to keep the per-message cost in check.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+#: How long the pool keeps retrying one lost connection (1 s, then 2 s apart) before it
+#: gives that attempt up; the next statement then starts a new attempt at once. psycopg's
+#: default doubles the wait without limit: after a 60 s outage the next try could be a
+#: minute away, with every request answered 503 meanwhile.
+RECONNECT_S = 2.0
+#: A heartbeat older than this is "never" stale: see :meth:`Database.takeover_ttl`.
+NEVER_S = 10 * 365 * 86400.0
 
 #: What a broken or unreachable database raises inside psycopg.
 DB_ERRORS: tuple[type[BaseException], ...] = (
@@ -65,11 +74,25 @@ class Database:
             kwargs=self.kwargs,
             open=False,
             timeout=connect_timeout_s,
-            reconnect_timeout=3600.0,  # keep trying for an hour while the server is away
+            reconnect_timeout=RECONNECT_S,
             name="eneca-bot",
         )
         #: Statements sent (one round trip each).
         self.round_trips = 0
+        #: When (``time.monotonic()``) a statement last failed to reach the database.
+        self.failed_at: float | None = None
+
+    def takeover_ttl(self, node_ttl_s: float) -> float:
+        """How old another node's heartbeat must be before this process takes its lanes
+        and claims over: ``node_ttl_s``, except while this process cannot reach the
+        database and for ``node_ttl_s`` + :data:`RECONNECT_S` after that, when it is
+        :data:`NEVER_S`. The other nodes were most likely cut off too and have not beaten
+        again yet; taking their claims would send replies they already sent a second time.
+        A node that is really gone is taken over one grace period later."""
+        if self.failed_at is not None:
+            if time.monotonic() - self.failed_at < node_ttl_s + RECONNECT_S:
+                return NEVER_S
+        return node_ttl_s
 
     async def open(self, wait_s: float = 10.0) -> None:
         """Open the pool and wait for a first connection (raises when there is none)."""
@@ -85,6 +108,7 @@ class Database:
             async with self.pool.connection() as conn:
                 yield conn
         except DB_ERRORS as exc:
+            self.failed_at = time.monotonic()
             text = str(exc).strip().splitlines()
             raise DatabaseUnavailable(
                 f"PostgreSQL: {text[0] if text else type(exc).__name__}"

@@ -141,7 +141,7 @@ class Lanes:
         )
 
     def _params(self, **params: object) -> dict[str, object]:
-        return {"me": self.node_id, "ttl": self.node_ttl_s, **params}
+        return {"me": self.node_id, "ttl": self.db.takeover_ttl(self.node_ttl_s), **params}
 
     async def acquire(self, conversation_id: str, message_ids: Sequence[str]) -> Lease:
         """Wait for the lane of ``conversation_id`` in ticket order and take it.

@@ -61,9 +61,11 @@ class Nodes:
         )
 
     async def beat(self, info: str = "{}") -> Beat:
-        """Renew this node's leases and reap the dead; one statement."""
+        """Renew this node's leases and reap the dead; one statement. (Right after this
+        node could not reach the database it reaps nobody: see ``Database.takeover_ttl``.)"""
+        ttl = self.db.takeover_ttl(self.node_ttl_s)
         [(live, reaped)] = await self.db.fetch(
-            self._beat, {"me": self.node_id, "ttl": self.node_ttl_s, "info": info}
+            self._beat, {"me": self.node_id, "ttl": ttl, "info": info}
         )
         return Beat(int(live), int(reaped))
 

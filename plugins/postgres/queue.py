@@ -120,11 +120,27 @@ class PostgresDurableQueue:
         """Nothing to close (see :meth:`open`)."""
 
     def _params(self, **params: Any) -> dict[str, Any]:
-        return {"me": self.node_id, "ttl": self.node_ttl_s, **params}
+        return {"me": self.node_id, "ttl": self.db.takeover_ttl(self.node_ttl_s), **params}
 
     async def accept(self, message: Message, trace: str | None = None) -> bool:
         """Keep ``message``; False when the provider already sent this message id.
         ``trace`` (a W3C traceparent) is kept with it for the node that answers."""
+        # Known here before the statement: this node's adopting round must not take it.
+        self.kept.add(message.id)
+        try:
+            kept = await self._accept(message, trace)
+        except BaseException:
+            # Kept or not is unknown when the answer was lost with the connection (the
+            # channel answers 503). If it was kept, it is claimed by this node and known
+            # nowhere: this node's adopting round finds it and answers it (the provider's
+            # retry is then a duplicate).
+            self.kept.discard(message.id)
+            raise
+        if not kept:
+            self.kept.discard(message.id)
+        return kept
+
+    async def _accept(self, message: Message, trace: str | None) -> bool:
         s = self._s
         kept = await self.db.fetchval(
             f"WITH kept AS (INSERT INTO {s}.inbox(id, channel, conversation_id, provider_id,"
@@ -147,19 +163,17 @@ class PostgresDurableQueue:
                 trace=trace,
             ),
         )
-        if kept:
-            self.kept.add(message.id)
         return bool(kept)
 
     async def withdraw(self, message_id: str) -> None:
         """Forget an accepted message that could not be queued (the retry is new again)."""
         s = self._s
+        self.kept.discard(message_id)  # not withdrawn (the database is away): adopted
         await self.db.execute(
             f"WITH gone AS (DELETE FROM {s}.inbox WHERE id = %(id)s AND status = 'pending'"
             f" RETURNING id) DELETE FROM {s}.tickets WHERE inbox_id IN (SELECT id FROM gone)",
             {"id": message_id},
         )
-        self.kept.discard(message_id)
 
     async def purge(self, settled_before: float) -> int:
         """Delete settled replies and their answered messages older than
@@ -187,13 +201,17 @@ class PostgresDurableQueue:
         return await self._claim_unanswered(self._free.format(col="claimed_by"), traced=True)
 
     async def adopt_orphans(self) -> list[Message]:
-        """Like :meth:`unanswered`, but only messages held by no node or by a dead one
-        (never this node's own, which its lanes already hold)."""
+        """Like :meth:`unanswered`, but only messages held by no node or by a dead one,
+        and this node's own that this process does not know: kept by a statement whose
+        answer was lost, or dropped by a failing answer (never those its lanes hold)."""
         return await self._claim_unanswered(
-            self._free.format(col="claimed_by") + " AND claimed_by IS DISTINCT FROM %(me)s"
+            "(claimed_by IS NULL OR claimed_by NOT IN (SELECT id FROM"
+            f" {self._s}.nodes WHERE heartbeat_at > now() - make_interval(secs => %(ttl)s))"
+            " OR (claimed_by = %(me)s AND NOT (id = ANY(%(known)s::text[]))))",
+            known=list(self.kept),
         )
 
-    async def _claim_unanswered(self, condition: str, traced: bool = False) -> Any:
+    async def _claim_unanswered(self, condition: str, traced: bool = False, **params: Any) -> Any:
         s = self._s
         rows = await self.db.fetch(
             f"WITH mine AS (UPDATE {s}.inbox SET claimed_by = %(me)s WHERE status = 'pending'"
@@ -204,7 +222,7 @@ class PostgresDurableQueue:
             " SELECT conversation_id, %(me)s, id FROM mine ORDER BY seq"
             " ON CONFLICT (inbox_id) DO NOTHING)"
             " SELECT seq, message, trace FROM mine",
-            self._params(),
+            self._params(**params),
         )
         found = [(message_from_json(raw), trace) for _, raw, trace in sorted(rows)]
         self.kept.update(message.id for message, _ in found)

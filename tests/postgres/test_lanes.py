@@ -13,7 +13,7 @@ from core.contract.store import Turn
 from core.testing import wait_until
 from plugins.postgres.answering import HELD, Held, LaneHandler
 from plugins.postgres.db import Database, DatabaseUnavailable
-from plugins.postgres.lanes import AheadOfItsTurn, Lanes
+from plugins.postgres.lanes import AheadOfItsTurn, Lanes, LeaseLost
 from plugins.postgres.nodes import Nodes
 from plugins.postgres.queue import PostgresDurableQueue
 from plugins.postgres.store import PostgresConversationStore
@@ -232,6 +232,10 @@ class Flaky:
     async def execute(self, sql, params=()):
         return await self._run(self.db.execute, sql, params)
 
+    async def fetchval(self, sql, params=()):
+        rows = await self.fetch(sql, params)
+        return rows[0][0] if rows else None
+
 
 async def test_a_kept_message_whose_lane_was_taken_but_not_told_takes_it_again(nodes):
     a, _, _ = nodes
@@ -269,3 +273,33 @@ async def test_a_lane_given_up_while_the_database_is_away_is_freed_when_it_is_ba
     # Before the fix the lane stayed a's (a live node) and nobody else could answer.
     await asyncio.wait_for(b.handler(Message("c1", "http", "next"), None), 10)
     assert a.lanes.db.hit and b.model_calls == ["next"]
+
+
+async def test_a_webhook_kept_by_a_statement_whose_answer_was_lost_is_still_answered(nodes):
+    a, _, _ = nodes
+    a.queue.db = Flaky(a.queue.db, "INSERT INTO", "lost")
+    message = Message("talkme:v1", "talkme", "kept?", message_id="p1")
+    with pytest.raises(DatabaseUnavailable):  # the channel answers 503: TalkMe sends again
+        await a.queue.accept(message)
+    assert not await a.queue.accept(Message("talkme:v1", "talkme", "kept?", message_id="p1"))
+    # Kept, claimed by a, and in no lane of a's: before the fix nothing ever answered it,
+    # and every later message of the visitor waited behind it.
+    adopted = await a.queue.adopt_orphans()
+    assert [m.id for m in adopted] == [message.id]
+    assert await a.queue.adopt_orphans() == [], "now known: not adopted twice"
+
+
+async def test_a_kept_message_dropped_by_a_failing_answer_is_adopted_by_its_own_node(nodes):
+    a, _, _ = nodes
+    a.handler.kept = a.queue.kept  # shared, as in the plugin's runtime
+    message = Message("talkme:v1", "talkme", "kept", message_id="p1")
+    assert await a.queue.accept(message)
+    assert await a.queue.adopt_orphans() == [], "in a's lanes: not adopted"
+
+    async def cut_off(message, handle):
+        raise LeaseLost("lost with the connection")
+
+    a.handler.inner = cut_off
+    with pytest.raises(StorageUnavailable):
+        await a.handler(message, None)
+    assert [m.id for m in await a.queue.adopt_orphans()] == [message.id]
