@@ -40,6 +40,9 @@ class Held:
     answer: dict[str, Any] | None = None
     #: The final commit ran (from the queue's answer, for a kept message).
     done: bool = False
+    #: The outbox row the final commit queued and claimed for this node (it was its
+    #: conversation's only pending reply): the outbox sends it without a look of its own.
+    claimed: int | None = None
 
 
 #: The lane held by the current task (``None`` outside an answer, or without cluster lanes).
@@ -80,6 +83,10 @@ class LaneHandler:
         #: while the database is away, those wait for it; others fail at once (a 503).
         self.kept = kept if kept is not None else set()
         self.fenced = 0
+        #: Whether the final commit claims its outbox row for this node when it is the
+        #: conversation's only pending reply (the cluster runtime's queue then hands it
+        #: to the outbox without a statement of its own).
+        self.claims = False
         s = f'"{schema}"'
         self._s = s
         self._turn_columns = (
@@ -190,11 +197,13 @@ class LaneHandler:
                 f" kept_tickets AS (DELETE FROM {s}.tickets WHERE inbox_id = ANY(%(a_ids)s::text[])"
                 " AND EXISTS (SELECT 1 FROM fence)),"
                 f" queued AS (INSERT INTO {s}.outbox(message_id, channel, conversation_id, reply,"
-                " next_attempt_at, created_at, trace) SELECT %(a_id)s, %(a_channel)s, %(a_cid)s,"
-                " %(a_reply)s, %(a_now)s, %(a_now)s, %(a_trace)s WHERE EXISTS (SELECT 1 FROM fence)"
-                " ON CONFLICT (message_id) DO NOTHING RETURNING 1),"
+                " next_attempt_at, created_at, trace, claimed_by) SELECT %(a_id)s, %(a_channel)s,"
+                " %(a_cid)s, %(a_reply)s, %(a_now)s, %(a_now)s, %(a_trace)s, CASE WHEN %(claim)s"
+                f" AND NOT EXISTS (SELECT 1 FROM {s}.outbox WHERE conversation_id = %(a_cid)s"
+                " AND status = 'pending') THEN %(me)s END WHERE EXISTS (SELECT 1 FROM fence)"
+                " ON CONFLICT (message_id) DO NOTHING RETURNING seq, claimed_by),"
                 f" outbox_woke AS (SELECT pg_notify('{self.lanes.channel}', 'outbox:' || %(me)s)"
-                " FROM queued)"
+                " FROM queued WHERE claimed_by IS NULL)"  # claimed: no other node's business
             )
         parts.append(
             f"gone AS (DELETE FROM {s}.tickets WHERE seq = %(seq)s"
@@ -205,11 +214,19 @@ class LaneHandler:
             f" woke AS (SELECT pg_notify('{self.lanes.channel}', 'lane:' || %(cid)s)"
             " FROM freed)"
         )
-        extra = " + (SELECT count(*) FROM outbox_woke) * 0" if held.answer is not None else ""
+        extra = ", NULL::bigint"
+        if held.answer is not None:
+            params["claim"] = self.claims
+            extra = (
+                " + (SELECT count(*) FROM outbox_woke) * 0,"
+                " (SELECT seq FROM queued WHERE claimed_by IS NOT NULL)"
+            )
         sql = (
             "WITH "
             + ", ".join(parts)
             + " SELECT (SELECT count(*) FROM fence) + (SELECT count(*) FROM woke) * 0"
             + extra
         )
-        return bool(await self.db.fetchval(sql, params))
+        [(fence, claimed)] = await self.db.fetch(sql, params)
+        held.claimed = claimed
+        return bool(fence)
