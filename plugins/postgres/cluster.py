@@ -90,10 +90,13 @@ class ClusterNode:
             await asyncio.sleep(self.interval_s)
             try:
                 beat = await self.nodes.beat()
-            except DatabaseUnavailable as exc:
-                self.beat_error = str(exc)
+            except Exception as exc:  # whatever it is, the next beat tries again
+                self.beat_error = str(exc) or type(exc).__name__
                 if not failing:
-                    logger.error("cluster: heartbeat failed ({}); retrying every second", exc)
+                    trace = not isinstance(exc, DatabaseUnavailable)  # a bug: its traceback
+                    logger.opt(exception=exc if trace else None).error(
+                        "cluster: heartbeat failed ({}); retrying every second", exc
+                    )
                 failing = True
                 continue
             if failing:
