@@ -99,7 +99,7 @@ class LaneHandler:
         kept = any(id_ in self.kept for id_ in ids)
         try:
             lease = await self._retrying(
-                lambda: self.lanes.acquire(message.conversation_id, ids),
+                lambda: self.lanes.acquire(message.conversation_id, ids, kept),
                 kept,
                 "take the conversation's lane",
             )

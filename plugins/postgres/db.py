@@ -43,6 +43,12 @@ class DatabaseUnavailable(ConnectionError):
     """
 
 
+def never_sent(exc: BaseException) -> bool:
+    """True when ``exc`` is a :class:`DatabaseUnavailable` for a statement that never
+    reached the server (no connection could be had), so it changed nothing."""
+    return isinstance(exc, DatabaseUnavailable) and isinstance(exc.__cause__, PoolTimeout)
+
+
 def connect_kwargs(statement_timeout_ms: int, prepared_statements: bool) -> dict[str, Any]:
     """Connection arguments shared by the pool and the listening connection."""
     kwargs: dict[str, Any] = {"autocommit": True, "application_name": "eneca-bot"}

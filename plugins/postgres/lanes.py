@@ -20,7 +20,7 @@ from typing import Any
 from loguru import logger
 
 from core import EnecaError
-from plugins.postgres.db import Database, DatabaseUnavailable
+from plugins.postgres.db import Database, DatabaseUnavailable, never_sent
 
 
 class LeaseLost(Exception):
@@ -143,11 +143,14 @@ class Lanes:
     def _params(self, **params: object) -> dict[str, object]:
         return {"me": self.node_id, "ttl": self.db.takeover_ttl(self.node_ttl_s), **params}
 
-    async def acquire(self, conversation_id: str, message_ids: Sequence[str]) -> Lease:
+    async def acquire(
+        self, conversation_id: str, message_ids: Sequence[str], kept: bool = False
+    ) -> Lease:
         """Wait for the lane of ``conversation_id`` in ticket order and take it.
 
         ``message_ids``: the message(s) being answered (several when debounced; the last
-        one names the request). A kept message's ticket was taken when it was accepted;
+        one names the request; ``kept``: one of them is a kept message, whose ticket
+        stays whatever happens). A kept message's ticket was taken when it was accepted;
         otherwise a ticket is taken now. Raises :class:`LeaseLost` when there is no
         ticket (a kept message answered by another node, or this node taken for dead and
         its place given up). Failing or cancelled, it gives a new ticket up (later, in
@@ -178,10 +181,14 @@ class Lanes:
             return Lease(conversation_id, seq, epoch)
         except AheadOfItsTurn:
             raise  # a kept message: its ticket stays
-        except BaseException:
-            # A kept message keeps its ticket: it is answered whatever happens.
-            params = self._params(cid=conversation_id, seq=seq, rid=request)
-            await asyncio.shield(self._until_done(self._drop_ticket, params, "give up a ticket"))
+        except BaseException as exc:
+            # A kept message keeps its ticket: it is answered whatever happens. A statement
+            # that never left (no connection to be had) took no ticket either.
+            if not kept and not (seq is None and never_sent(exc)):
+                params = self._params(cid=conversation_id, seq=seq, rid=request)
+                await asyncio.shield(
+                    self._until_done(self._drop_ticket, params, "give up a ticket")
+                )
             raise
         finally:
             waiters.discard(event)

@@ -6,6 +6,7 @@ processes would have."""
 import asyncio
 
 import pytest
+from psycopg_pool import PoolTimeout
 
 from core.contract.errors import StorageUnavailable
 from core.contract.events import Message, Reply
@@ -303,3 +304,26 @@ async def test_a_kept_message_dropped_by_a_failing_answer_is_adopted_by_its_own_
     with pytest.raises(StorageUnavailable):
         await a.handler(message, None)
     assert [m.id for m in await a.queue.adopt_orphans()] == [message.id]
+
+
+async def test_a_request_refused_while_the_database_is_away_leaves_no_retry_behind(nodes):
+    a, _, _ = nodes
+    # Hundreds of requests refused during a long outage each left a task polling the
+    # pool every second: a statement that never left took no ticket.
+    timeout = DatabaseUnavailable("PostgreSQL: couldn't get a connection after 5.00 sec")
+    timeout.__cause__ = PoolTimeout("couldn't get a connection after 5.00 sec")
+
+    class Away(Flaky):  # every statement: no connection to be had
+        async def _run(self, run, sql, params):
+            raise timeout
+
+    a.lanes.db = Away(a.lanes.db, "", "away")
+    with pytest.raises(StorageUnavailable):
+        await a.handler(Message("c1", "http", "refused"), None)
+    kept = Message("talkme:v1", "talkme", "kept", message_id="p1")
+    a.handler.kept.add(kept.id)
+    waiting = asyncio.create_task(a.handler(kept, None))  # a kept one waits for the database
+    await asyncio.sleep(0.2)
+    assert not a.lanes._pending
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
