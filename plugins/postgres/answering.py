@@ -111,6 +111,10 @@ class LaneHandler:
                 await asyncio.sleep(0.05)  # never a tight loop, whatever went wrong
                 await self.requeue([message])
             raise
+        except Exception:
+            # Not in this node's lanes any more: the adopting round queues it again.
+            self.kept.difference_update(ids)
+            raise
         held = Held(lease, self)
         token = HELD.set(held)
         try:

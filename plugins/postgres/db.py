@@ -26,10 +26,12 @@ RECONNECT_S = 2.0
 #: A heartbeat older than this is "never" stale: see :meth:`Database.takeover_ttl`.
 NEVER_S = 10 * 365 * 86400.0
 
-#: What a broken or unreachable database raises inside psycopg.
+#: What a broken, unreachable or read-only database raises inside psycopg (a fail-over
+#: can reach a standby first: its writes fail until the promoted server is reached).
 DB_ERRORS: tuple[type[BaseException], ...] = (
     psycopg.OperationalError,
     psycopg.InterfaceError,
+    psycopg.errors.ReadOnlySqlTransaction,
     PoolTimeout,
 )
 

@@ -327,3 +327,19 @@ async def test_a_request_refused_while_the_database_is_away_leaves_no_retry_behi
     assert not a.lanes._pending
     waiting.cancel()
     await asyncio.gather(waiting, return_exceptions=True)
+
+
+async def test_a_kept_message_whose_lane_cannot_be_taken_for_another_reason_is_adopted(nodes):
+    a, _, _ = nodes
+    a.handler.kept = a.queue.kept  # shared, as in the plugin's runtime
+    message = Message("talkme:v1", "talkme", "kept", message_id="p1")
+    assert await a.queue.accept(message)
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("a bug, or a server error that is not a lost connection")
+
+    a.lanes.acquire = broken
+    with pytest.raises(RuntimeError):
+        await a.handler(message, None)
+    # Before the fix it stayed "in a's lanes" for good: answered by nobody until a restart.
+    assert [m.id for m in await a.queue.adopt_orphans()] == [message.id]

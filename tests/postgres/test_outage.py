@@ -317,3 +317,20 @@ async def test_a_node_back_from_an_outage_takes_nothing_over_before_the_others_b
         for db in opened:
             await db.close()
         await proxy.close()
+
+
+async def test_a_read_only_database_is_storage_unavailable_not_a_bug(postgres_dsn):
+    """A fail-over may reach a standby first: writes fail there until the promoted server
+    is reached. Before the fix that was a 500 and a kept message was dropped."""
+    from plugins.postgres.db import Database, DatabaseUnavailable
+
+    standby = psycopg.conninfo.make_conninfo(
+        postgres_dsn, options="-c default_transaction_read_only=on"
+    )
+    db = Database(standby, statement_timeout_ms=0)
+    await db.open()
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            await db.execute("CREATE TEMPORARY TABLE outage_probe (x int)")
+    finally:
+        await db.close()
