@@ -22,6 +22,14 @@ from plugins.postgres.lanes import Lanes, channel_name
 from plugins.postgres.nodes import Nodes
 
 HEARTBEAT_S = 1.0
+#: Longest wait for a new LISTEN connection (a connect to an unreachable host otherwise
+#: waits for the operating system's TCP time-out, minutes).
+LISTEN_CONNECT_TIMEOUT_S = 5
+
+
+class _Deaf(Exception):
+    """The LISTEN connection stopped delivering: this node's own heartbeats, which each
+    send a notification, were not heard back."""
 
 
 class ClusterNode:
@@ -55,6 +63,12 @@ class ClusterNode:
         self.last_beat_at: float | None = None
         self.beat_error: str | None = None
         self.listening = False
+        #: LISTEN connections made so far (a new one after each loss).
+        self.listens = 0
+        #: Silence after which a LISTEN connection counts as deaf, while beats succeed.
+        self.deaf_after_s = 3 * self.interval_s
+        self._beat_ok_at = 0.0
+        self._heard_at = 0.0
 
     async def start(self) -> None:
         """Register (the first heartbeat) before serving, then keep beating."""
@@ -106,6 +120,7 @@ class ClusterNode:
                 self._on_work()
                 since_orphans = self.node_ttl_s  # its own kept messages an outage lost
             self.beat_error = None
+            self._beat_ok_at = time.monotonic()
             # The polling fallback behind NOTIFY (lost while LISTEN reconnects): the
             # outbox looks for work once a beat (one statement when there is none).
             self._on_work()
@@ -131,24 +146,37 @@ class ClusterNode:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self.db.dsn, **self.db.kwargs
+                    self.db.dsn, connect_timeout=LISTEN_CONNECT_TIMEOUT_S, **self.db.kwargs
                 ) as conn:
                     await conn.execute(f'LISTEN "{self.channel}"')
                     self.listening = True
+                    self.listens += 1
+                    self._heard_at = time.monotonic()
                     # Anything notified while nobody listened is lost: everyone looks again.
                     self.lanes.wake()
                     self._on_work()
-                    async for note in conn.notifies():
-                        await self._dispatch(note.payload)
+                    await self._listen(conn)
             except asyncio.CancelledError:
                 raise
-            except (*DB_ERRORS, OSError) as exc:
+            except (*DB_ERRORS, OSError, _Deaf) as exc:
                 if self.listening:
                     logger.warning("cluster: LISTEN connection lost ({}); polling meanwhile", exc)
             except Exception as exc:
                 logger.opt(exception=exc).error("cluster: listener failed: {}", exc)
             self.listening = False
             await asyncio.sleep(HEARTBEAT_S)
+
+    async def _listen(self, conn: psycopg.AsyncConnection[object]) -> None:
+        """Dispatch notifications until the connection fails or goes deaf."""
+        own_beat = f"beat:{self.node_id}"
+        while True:
+            async for note in conn.notifies(timeout=self.deaf_after_s):
+                if note.payload == own_beat:
+                    self._heard_at = time.monotonic()
+                else:
+                    await self._dispatch(note.payload)
+            if self._beat_ok_at - self._heard_at > self.deaf_after_s:
+                raise _Deaf("no notification for a heartbeat that went through")
 
     async def _dispatch(self, payload: str) -> None:
         kind, _, rest = payload.partition(":")
@@ -161,6 +189,8 @@ class ClusterNode:
             self.lanes.wake()
             self._on_work()
             await self._orphans()
+        elif kind == "beat":
+            return  # another node's heartbeat: its own listener's business
         elif self._on_message is not None:
             try:
                 await self._on_message(payload)

@@ -9,7 +9,8 @@ import contextlib
 
 class CuttableProxy:
     """Forwards 127.0.0.1:<port> to ``target``; :meth:`cut` drops every connection and
-    refuses new ones until :meth:`restore`."""
+    refuses new ones until :meth:`restore`; :meth:`freeze` makes the open connections
+    silently stop forwarding (a half-open connection: no error, no data), new ones work."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -17,6 +18,7 @@ class CuttableProxy:
         self.up = True
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._frozen: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -37,6 +39,9 @@ class CuttableProxy:
     def restore(self) -> None:
         self.up = True
 
+    def freeze(self) -> None:
+        self._frozen |= self._writers
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.up:
             writer.transport.abort()
@@ -54,10 +59,11 @@ class CuttableProxy:
             self._writers.discard(w)
             w.transport.abort()
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.CancelledError):
             while data := await reader.read(65536):
+                if writer in self._frozen:
+                    continue  # swallowed
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()

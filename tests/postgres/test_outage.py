@@ -334,3 +334,29 @@ async def test_a_read_only_database_is_storage_unavailable_not_a_bug(postgres_ds
             await db.execute("CREATE TEMPORARY TABLE outage_probe (x int)")
     finally:
         await db.close()
+
+
+async def test_a_listen_connection_that_silently_stops_delivering_is_replaced(
+    postgres_db, postgres_schema, postgres_dsn
+):
+    """A half-open connection (a NAT or firewall dropped it without a word) raises no
+    error: before the fix the node never listened again and only its one-second poll
+    woke anyone. Its own heartbeats now come back as notifications, or it reconnects."""
+    from core.testing import wait_until
+    from plugins.postgres.cluster import ClusterNode
+
+    proxy = await _proxy(postgres_dsn)
+    postgres_db.dsn = _through(postgres_dsn, proxy)  # only the listener goes through it
+    node = ClusterNode(postgres_db, postgres_schema, "node-a", 1.5)
+    await node.start()
+    try:
+        await wait_until(lambda: node.listens == 1 and node.listening, 10)
+        proxy.freeze()
+        await wait_until(lambda: node.listens == 2, 20)
+        woken = asyncio.Event()
+        node._on_work = woken.set  # a notification from another node reaches it again
+        await postgres_db.execute("SELECT pg_notify(%s, 'outbox:node-b')", (node.channel,))
+        await asyncio.wait_for(woken.wait(), 10)
+    finally:
+        await node.stop()
+        await proxy.close()
