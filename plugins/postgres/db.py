@@ -10,6 +10,7 @@ tests use to keep the per-message cost in check.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -23,6 +24,10 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 #: default doubles the wait without limit: after a 60 s outage the next try could be a
 #: minute away, with every request answered 503 meanwhile.
 RECONNECT_S = 2.0
+#: How much longer than the statement timeout the client waits for an answer before it
+#: takes the connection for dead (half-open: dropped by a NAT or firewall without a word,
+#: where the server's statement timeout never fires and the wait would not end).
+ANSWER_MARGIN_S = 2.0
 #: A heartbeat older than this is "never" stale: see :meth:`Database.takeover_ttl`.
 NEVER_S = 10 * 365 * 86400.0
 
@@ -75,6 +80,10 @@ class Database:
     ) -> None:
         self.dsn = dsn
         self.kwargs = connect_kwargs(statement_timeout_ms, prepared_statements)
+        #: Longest wait for a statement's answer (``None``: no statement timeout, no limit).
+        self.answer_timeout_s = (
+            statement_timeout_ms / 1000 + ANSWER_MARGIN_S if statement_timeout_ms else None
+        )
         self.pool = AsyncConnectionPool(
             dsn,
             min_size=1,
@@ -112,9 +121,19 @@ class Database:
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         self.round_trips += 1
+        deadline: asyncio.Timeout | None = None
         try:
             async with self.pool.connection() as conn:
-                yield conn
+                deadline = asyncio.timeout(self.answer_timeout_s)
+                async with deadline:  # psycopg cancels the statement; the pool drops it
+                    yield conn
+        except TimeoutError as exc:
+            if deadline is None or not deadline.expired():
+                raise
+            self.failed_at = time.monotonic()
+            raise DatabaseUnavailable(
+                f"PostgreSQL: no answer within {self.answer_timeout_s:g}s"
+            ) from exc
         except DB_ERRORS as exc:
             self.failed_at = time.monotonic()
             text = str(exc).strip().splitlines()

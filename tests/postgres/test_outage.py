@@ -360,3 +360,32 @@ async def test_a_listen_connection_that_silently_stops_delivering_is_replaced(
     finally:
         await node.stop()
         await proxy.close()
+
+
+async def test_a_statement_on_a_connection_that_went_silent_fails_instead_of_hanging(
+    postgres_dsn,
+):
+    """A half-open connection: no error, no answer, and the server's statement timeout
+    never fires (the statement never reached it). Before the fix the statement, and the
+    heartbeat or request behind it, waited for ever."""
+    from plugins.postgres.db import Database, DatabaseUnavailable
+
+    proxy = await _proxy(postgres_dsn)
+    db = Database(_through(postgres_dsn, proxy), pool_size=2, statement_timeout_ms=500)
+    await db.open()
+    try:
+        assert await db.fetchval("SELECT 1") == 1
+        proxy.freeze()
+        with pytest.raises(DatabaseUnavailable, match="no answer"):
+            await asyncio.wait_for(db.fetchval("SELECT 2"), 60)  # 60 s: the hang guard
+        for _ in range(40):  # a new connection is made; nothing restarts
+            try:
+                assert await db.fetchval("SELECT 3") == 3
+                break
+            except DatabaseUnavailable:
+                await asyncio.sleep(0.25)
+        else:
+            raise AssertionError("no working connection after the silent one")
+    finally:
+        await db.close()
+        await proxy.close()
