@@ -22,9 +22,6 @@ from plugins.postgres.lanes import Lanes, channel_name
 from plugins.postgres.nodes import Nodes
 
 HEARTBEAT_S = 1.0
-#: Longest wait for a new LISTEN connection (a connect to an unreachable host otherwise
-#: waits for the operating system's TCP time-out, minutes).
-LISTEN_CONNECT_TIMEOUT_S = 5
 
 
 class _Deaf(Exception):
@@ -146,7 +143,7 @@ class ClusterNode:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self.db.dsn, connect_timeout=LISTEN_CONNECT_TIMEOUT_S, **self.db.kwargs
+                    self.db.dsn, **self.db.kwargs
                 ) as conn:
                     await conn.execute(f'LISTEN "{self.channel}"')
                     self.listening = True

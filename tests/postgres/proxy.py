@@ -10,12 +10,15 @@ import contextlib
 class CuttableProxy:
     """Forwards 127.0.0.1:<port> to ``target``; :meth:`cut` drops every connection and
     refuses new ones until :meth:`restore`; :meth:`freeze` makes the open connections
-    silently stop forwarding (a half-open connection: no error, no data), new ones work."""
+    silently stop forwarding (a half-open connection: no error, no data), new ones work;
+    :meth:`silence` does that to new ones too (a network that drops every packet) until
+    :meth:`restore`."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.port = 0
         self.up = True
+        self.silent = False
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._frozen: set[asyncio.StreamWriter] = set()
@@ -38,9 +41,14 @@ class CuttableProxy:
 
     def restore(self) -> None:
         self.up = True
+        self.silent = False
 
     def freeze(self) -> None:
         self._frozen |= self._writers
+
+    def silence(self) -> None:
+        self.freeze()
+        self.silent = True
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.up:
@@ -52,6 +60,8 @@ class CuttableProxy:
             writer.transport.abort()
             return
         self._writers.update((writer, up_writer))
+        if self.silent:
+            self._frozen.update((writer, up_writer))
         await asyncio.gather(
             self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
         )

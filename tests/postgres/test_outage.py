@@ -141,13 +141,18 @@ async def _chatter(nodes, thread: str, seen: Seen, stop: asyncio.Event) -> None:
         await asyncio.sleep(0.03)
 
 
-@pytest.mark.parametrize("late_s", [0.0, 3.0], ids=["together", "one-node-later"])
+@pytest.mark.parametrize(
+    ("how", "late_s"),
+    [("cut", 0.0), ("cut", 3.0), ("silent", 0.0)],
+    ids=["together", "one-node-later", "silent"],
+)
 async def test_a_five_second_outage_under_talkme_load_loses_and_repeats_nothing(
-    postgres_dsn, postgres_schema, eneca_app, talkme, tmp_path, late_s
+    postgres_dsn, postgres_schema, eneca_app, talkme, tmp_path, how, late_s
 ):
     """Two nodes, each through its own cuttable proxy. ``late_s``: the second node gets
     the database back that much later, past the node TTL, so the first takes it for
-    stopped and adopts its kept messages while it still works on them."""
+    stopped and adopts its kept messages while it still works on them. ``silent``: the
+    network drops every packet instead of refusing (no error: connections go quiet)."""
     proxies = [await _proxy(postgres_dsn), await _proxy(postgres_dsn)]
     try:
         nodes = []
@@ -182,7 +187,7 @@ async def test_a_five_second_outage_under_talkme_load_loses_and_repeats_nothing(
         ]
         await asyncio.sleep(1.0)
         for proxy in proxies:
-            proxy.cut()
+            proxy.cut() if how == "cut" else proxy.silence()
         cut_at = time.monotonic()
         acked_before = sum(len(texts) for texts in seen.acked.values())
         await asyncio.sleep(OUTAGE_S)
@@ -241,7 +246,7 @@ async def test_a_five_second_outage_under_talkme_load_loses_and_repeats_nothing(
 
         await eventually(healthy, 30)
         print(
-            f"\noutage {seen.restored_at - cut_at:.1f}s (second node {late_s:g}s later): "
+            f"\n{how} outage {seen.restored_at - cut_at:.1f}s (second node {late_s:g}s later): "
             f"{len(expected)} webhooks acked ({acked_during} while it was away), "
             f"{sum(len(t) for t in seen.chats.values())} chats answered; 503s: "
             f"{sum(w == 'webhook' for w, *_ in seen.refused)} webhooks, "
@@ -386,6 +391,50 @@ async def test_a_statement_on_a_connection_that_went_silent_fails_instead_of_han
                 await asyncio.sleep(0.25)
         else:
             raise AssertionError("no working connection after the silent one")
+    finally:
+        await db.close()
+        await proxy.close()
+
+
+async def test_after_a_lost_connection_the_idle_ones_are_replaced_too(postgres_dsn):
+    """The connections idle in the pool died with the one that failed: before the fix
+    each failed one more request after the server was back."""
+    from plugins.postgres.db import Database, DatabaseUnavailable
+
+    proxy = await _proxy(postgres_dsn)
+    db = Database(_through(postgres_dsn, proxy), pool_size=2)
+    await db.open()
+    try:
+        await asyncio.gather(*(db.fetchval("SELECT pg_sleep(0.2)") for _ in range(2)))
+        assert db.pool.get_stats()["pool_available"] == 2
+        proxy.cut()
+        with pytest.raises(DatabaseUnavailable):
+            await db.fetchval("SELECT 1")
+        proxy.restore()
+        assert await db.fetchval("SELECT 2") == 2
+    finally:
+        await db.close()
+        await proxy.close()
+
+
+async def test_a_statement_stalled_on_a_silent_connection_stops_any_takeover(postgres_dsn):
+    """On a connection gone silent nothing fails for seconds; meanwhile the other nodes'
+    heartbeats look old. Before the fix a node back first took their claimed replies
+    in that window (a reply sent twice in the silent outage test)."""
+    from plugins.postgres.db import NEVER_S, STALLED_S, Database, DatabaseUnavailable
+
+    proxy = await _proxy(postgres_dsn)
+    db = Database(_through(postgres_dsn, proxy), pool_size=2, statement_timeout_ms=3000)
+    await db.open()
+    try:
+        assert await db.fetchval("SELECT 1") == 1
+        assert db.takeover_ttl(2.0) == 2.0
+        proxy.freeze()
+        stalled = asyncio.ensure_future(db.fetchval("SELECT 2"))
+        await asyncio.sleep(STALLED_S + 0.3)
+        assert db.takeover_ttl(2.0) == NEVER_S
+        with pytest.raises(DatabaseUnavailable):
+            await stalled
     finally:
         await db.close()
         await proxy.close()
