@@ -45,6 +45,9 @@ class Held:
     #: Another node took the lane while this node was paused or cut off: the answer
     #: stops at once (its final commit would be refused anyway).
     abandoned: bool = False
+    #: The outbox row the final commit queued and claimed for this node (it was its
+    #: conversation's only pending reply): the outbox sends it without a look of its own.
+    claimed: int | None = None
 
 
 #: The lane held by the current task (``None`` outside an answer, or without cluster lanes).
@@ -87,6 +90,10 @@ class LaneHandler:
         self.fenced = 0
         #: Answers in progress, by ticket: the lanes this node believes it holds.
         self.answering: dict[int, Held] = {}
+        #: Whether the final commit claims its outbox row for this node when it is the
+        #: conversation's only pending reply (the cluster runtime's queue then hands it
+        #: to the outbox without a statement of its own).
+        self.claims = False
         s = f'"{schema}"'
         self._s = s
         self._turn_columns = (
@@ -99,16 +106,21 @@ class LaneHandler:
         kept = any(id_ in self.kept for id_ in ids)
         try:
             lease = await self._retrying(
-                lambda: self.lanes.acquire(message.conversation_id, ids),
+                lambda: self.lanes.acquire(message.conversation_id, ids, kept),
                 kept,
                 "take the conversation's lane",
             )
         except LeaseLost as exc:
+            self.kept.difference_update(ids)
             raise _unavailable(exc) from exc
         except AheadOfItsTurn:
             if self.requeue is not None:
                 await asyncio.sleep(0.05)  # never a tight loop, whatever went wrong
                 await self.requeue([message])
+            raise
+        except Exception:
+            # Not in this node's lanes any more: the adopting round queues it again.
+            self.kept.difference_update(ids)
             raise
         held = Held(lease, self)
         token = HELD.set(held)
@@ -128,6 +140,9 @@ class LaneHandler:
                 ) from exc
         except BaseException as exc:
             if not held.done:
+                # No longer in this node's lanes: if it is still unanswered and this
+                # node's, the adopting round queues it again.
+                self.kept.difference_update(ids)
                 with contextlib.suppress(Exception):  # the reaper frees it otherwise
                     await asyncio.shield(self.lanes.release(lease))
             if isinstance(exc, LeaseLost):
@@ -221,11 +236,13 @@ class LaneHandler:
                 f" kept_tickets AS (DELETE FROM {s}.tickets WHERE inbox_id = ANY(%(a_ids)s::text[])"
                 " AND EXISTS (SELECT 1 FROM fence)),"
                 f" queued AS (INSERT INTO {s}.outbox(message_id, channel, conversation_id, reply,"
-                " next_attempt_at, created_at, trace) SELECT %(a_id)s, %(a_channel)s, %(a_cid)s,"
-                " %(a_reply)s, %(a_now)s, %(a_now)s, %(a_trace)s WHERE EXISTS (SELECT 1 FROM fence)"
-                " ON CONFLICT (message_id) DO NOTHING RETURNING 1),"
+                " next_attempt_at, created_at, trace, claimed_by) SELECT %(a_id)s, %(a_channel)s,"
+                " %(a_cid)s, %(a_reply)s, %(a_now)s, %(a_now)s, %(a_trace)s, CASE WHEN %(claim)s"
+                f" AND NOT EXISTS (SELECT 1 FROM {s}.outbox WHERE conversation_id = %(a_cid)s"
+                " AND status = 'pending') THEN %(me)s END WHERE EXISTS (SELECT 1 FROM fence)"
+                " ON CONFLICT (message_id) DO NOTHING RETURNING seq, claimed_by),"
                 f" outbox_woke AS (SELECT pg_notify('{self.lanes.channel}', 'outbox:' || %(me)s)"
-                " FROM queued)"
+                " FROM queued WHERE claimed_by IS NULL)"  # claimed: no other node's business
             )
         parts.append(
             f"gone AS (DELETE FROM {s}.tickets WHERE seq = %(seq)s"
@@ -236,11 +253,19 @@ class LaneHandler:
             f" woke AS (SELECT pg_notify('{self.lanes.channel}', 'lane:' || %(cid)s)"
             " FROM freed)"
         )
-        extra = " + (SELECT count(*) FROM outbox_woke) * 0" if held.answer is not None else ""
+        extra = ", NULL::bigint"
+        if held.answer is not None:
+            params["claim"] = self.claims
+            extra = (
+                " + (SELECT count(*) FROM outbox_woke) * 0,"
+                " (SELECT seq FROM queued WHERE claimed_by IS NOT NULL)"
+            )
         sql = (
             "WITH "
             + ", ".join(parts)
             + " SELECT (SELECT count(*) FROM fence) + (SELECT count(*) FROM woke) * 0"
             + extra
         )
-        return bool(await self.db.fetchval(sql, params))
+        [(fence, claimed)] = await self.db.fetch(sql, params)
+        held.claimed = claimed
+        return bool(fence)

@@ -24,6 +24,11 @@ from plugins.postgres.nodes import Nodes
 HEARTBEAT_S = 1.0
 
 
+class _Deaf(Exception):
+    """The LISTEN connection stopped delivering: this node's own heartbeats, which each
+    send a notification, were not heard back."""
+
+
 class ClusterNode:
     """Heartbeat, reaper and wake-ups of one gateway process."""
 
@@ -58,6 +63,12 @@ class ClusterNode:
         self.beat_error: str | None = None
         self.listening = False
         self._renewed_from = 0.0
+        #: LISTEN connections made so far (a new one after each loss).
+        self.listens = 0
+        #: Silence after which a LISTEN connection counts as deaf, while beats succeed.
+        self.deaf_after_s = 3 * self.interval_s
+        self._beat_ok_at = 0.0
+        self._heard_at = 0.0
 
     async def start(self) -> None:
         """Register (the first heartbeat) before serving, then keep beating."""
@@ -77,6 +88,7 @@ class ClusterNode:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self.lanes.close()
         try:
             await self.nodes.leave()
         except DatabaseUnavailable as exc:
@@ -94,10 +106,13 @@ class ClusterNode:
             sent_at = time.monotonic()
             try:
                 beat = await self.nodes.beat()
-            except DatabaseUnavailable as exc:
-                self.beat_error = str(exc)
+            except Exception as exc:  # whatever it is, the next beat tries again
+                self.beat_error = str(exc) or type(exc).__name__
                 if not failing:
-                    logger.error("cluster: heartbeat failed ({}); retrying every second", exc)
+                    trace = not isinstance(exc, DatabaseUnavailable)  # a bug: its traceback
+                    logger.opt(exception=exc if trace else None).error(
+                        "cluster: heartbeat failed ({}); retrying every second", exc
+                    )
                 failing = True
                 continue
             if failing:
@@ -105,6 +120,7 @@ class ClusterNode:
                 failing = False
                 self.lanes.wake()
                 self._on_work()
+                since_orphans = self.node_ttl_s  # its own kept messages an outage lost
             self.beat_error = None
             # The monotonic clock runs on while the process is stopped (SIGSTOP, a frozen
             # VM): a gap near the TTL since the last renewal sent means other nodes may
@@ -113,6 +129,7 @@ class ClusterNode:
             self._renewed_from = sent_at
             if lapsed > self.node_ttl_s * 0.8:
                 await self._lapse(lapsed)
+            self._beat_ok_at = time.monotonic()
             # The polling fallback behind NOTIFY (lost while LISTEN reconnects): the
             # outbox looks for work once a beat (one statement when there is none).
             self._on_work()
@@ -150,20 +167,33 @@ class ClusterNode:
                 ) as conn:
                     await conn.execute(f'LISTEN "{self.channel}"')
                     self.listening = True
+                    self.listens += 1
+                    self._heard_at = time.monotonic()
                     # Anything notified while nobody listened is lost: everyone looks again.
                     self.lanes.wake()
                     self._on_work()
-                    async for note in conn.notifies():
-                        await self._dispatch(note.payload)
+                    await self._listen(conn)
             except asyncio.CancelledError:
                 raise
-            except (*DB_ERRORS, OSError) as exc:
+            except (*DB_ERRORS, OSError, _Deaf) as exc:
                 if self.listening:
                     logger.warning("cluster: LISTEN connection lost ({}); polling meanwhile", exc)
             except Exception as exc:
                 logger.opt(exception=exc).error("cluster: listener failed: {}", exc)
             self.listening = False
             await asyncio.sleep(HEARTBEAT_S)
+
+    async def _listen(self, conn: psycopg.AsyncConnection[object]) -> None:
+        """Dispatch notifications until the connection fails or goes deaf."""
+        own_beat = f"beat:{self.node_id}"
+        while True:
+            async for note in conn.notifies(timeout=self.deaf_after_s):
+                if note.payload == own_beat:
+                    self._heard_at = time.monotonic()
+                else:
+                    await self._dispatch(note.payload)
+            if self._beat_ok_at - self._heard_at > self.deaf_after_s:
+                raise _Deaf("no notification for a heartbeat that went through")
 
     async def _dispatch(self, payload: str) -> None:
         kind, _, rest = payload.partition(":")
@@ -176,6 +206,8 @@ class ClusterNode:
             self.lanes.wake()
             self._on_work()
             await self._orphans()
+        elif kind == "beat":
+            return  # another node's heartbeat: its own listener's business
         elif self._on_message is not None:
             try:
                 await self._on_message(payload)

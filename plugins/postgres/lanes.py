@@ -15,9 +15,12 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
 
 from core import EnecaError
-from plugins.postgres.db import Database
+from plugins.postgres.db import Database, DatabaseUnavailable, never_sent
 
 
 class LeaseLost(Exception):
@@ -64,6 +67,9 @@ class Lanes:
         self.node_ttl_s = node_ttl_s
         self.channel = channel_name(schema)
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        #: Statements that must reach the database (a lane or ticket given up while it
+        #: was away), retried in the background until they do.
+        self._pending: set[asyncio.Task[None]] = set()
         s = self._s = f'"{schema}"'
         live = (
             f"SELECT id FROM {s}.nodes WHERE heartbeat_at > now() - make_interval(secs => %(ttl)s)"
@@ -80,6 +86,9 @@ class Lanes:
             " ON CONFLICT (conversation_id) DO UPDATE SET holder = excluded.holder,"
             " ticket = excluded.ticket, epoch = l.epoch + 1"
             f" WHERE l.holder IS NULL OR l.holder NOT IN ({live})"
+            # Its own take whose answer was lost with the connection: one node answers
+            # one conversation's message at a time, so this is that same message.
+            " OR (l.holder = %(me)s AND l.ticket = excluded.ticket)"
             " RETURNING epoch"
         )
         #: The first try: a kept message's ticket (the lowest of the messages answered
@@ -90,8 +99,8 @@ class Lanes:
             " WHERE inbox_id = ANY(%(ids)s::text[])),"
             f" is_kept AS (SELECT EXISTS (SELECT 1 FROM {s}.inbox"
             " WHERE id = ANY(%(ids)s::text[])) AS yes),"
-            f" tk AS (INSERT INTO {s}.tickets(conversation_id, node_id)"
-            " SELECT %(cid)s, %(me)s WHERE NOT (SELECT yes FROM is_kept) RETURNING seq),"
+            f" tk AS (INSERT INTO {s}.tickets(conversation_id, node_id, request_id)"
+            " SELECT %(cid)s, %(me)s, %(rid)s WHERE NOT (SELECT yes FROM is_kept) RETURNING seq),"
             " t AS (SELECT COALESCE((SELECT seq FROM kept), (SELECT seq FROM tk)) AS seq,"
             f" LEAST(({head}), (SELECT seq FROM tk)) AS head),"
             f" taken AS ({take})"
@@ -117,28 +126,46 @@ class Lanes:
             " RETURNING 1)"
             f" SELECT pg_notify('{self.channel}', 'lane:' || %(cid)s) FROM freed"
         )
-        self._drop_ticket = f"DELETE FROM {s}.tickets WHERE seq = %(seq)s AND inbox_id IS NULL"
+        #: Give up a ticket of a message that was not kept, known by its number or (when
+        #: the statement that took it lost its answer) by its request, and the lane if
+        #: this node took it for that ticket.
+        gone = (
+            f"gone AS (DELETE FROM {s}.tickets WHERE conversation_id = %(cid)s AND inbox_id IS NULL"
+            " AND (seq = %(seq)s OR request_id = %(rid)s) RETURNING seq),"
+            f" freed AS (UPDATE {s}.lanes SET holder = NULL, ticket = NULL"
+            " WHERE conversation_id = %(cid)s AND holder = %(me)s"
+            " AND ticket IN (SELECT seq FROM gone) RETURNING 1)"
+        )
+        self._drop_ticket = (
+            f"WITH {gone} SELECT pg_notify('{self.channel}', 'lane:' || %(cid)s) FROM freed"
+        )
         self._held = f"SELECT conversation_id, epoch FROM {s}.lanes WHERE holder = %(me)s"
 
     def _params(self, **params: object) -> dict[str, object]:
-        return {"me": self.node_id, "ttl": self.node_ttl_s, **params}
+        return {"me": self.node_id, "ttl": self.db.takeover_ttl(self.node_ttl_s), **params}
 
-    async def acquire(self, conversation_id: str, message_ids: Sequence[str]) -> Lease:
+    async def acquire(
+        self, conversation_id: str, message_ids: Sequence[str], kept: bool = False
+    ) -> Lease:
         """Wait for the lane of ``conversation_id`` in ticket order and take it.
 
-        ``message_ids``: the message(s) being answered (several when debounced). A kept
-        message's ticket was taken when it was accepted; otherwise a ticket is taken now.
-        Raises :class:`LeaseLost` when there is no ticket (a kept message answered by
-        another node, or this node taken for dead and its place given up). Cancelling
-        gives a new ticket up.
+        ``message_ids``: the message(s) being answered (several when debounced; the last
+        one names the request; ``kept``: one of them is a kept message, whose ticket
+        stays whatever happens). A kept message's ticket was taken when it was accepted;
+        otherwise a ticket is taken now. Raises :class:`LeaseLost` when there is no
+        ticket (a kept message answered by another node, or this node taken for dead and
+        its place given up). Failing or cancelled, it gives a new ticket up (later, in
+        the background, when the database is away meanwhile).
         """
         event = asyncio.Event()
         waiters = self._waiters.setdefault(conversation_id, set())
         waiters.add(event)
         seq: int | None = None
+        request = message_ids[-1]
         try:
             [(seq, epoch, behind)] = await self.db.fetch(
-                self._first, self._params(cid=conversation_id, ids=list(message_ids))
+                self._first,
+                self._params(cid=conversation_id, ids=list(message_ids), rid=request),
             )
             while epoch is None:
                 if seq is None:
@@ -155,10 +182,14 @@ class Lanes:
             return Lease(conversation_id, seq, epoch)
         except AheadOfItsTurn:
             raise  # a kept message: its ticket stays
-        except BaseException:
-            if seq is not None:
-                with contextlib.suppress(Exception):  # the reaper drops it otherwise
-                    await asyncio.shield(self.db.execute(self._drop_ticket, {"seq": seq}))
+        except BaseException as exc:
+            # A kept message keeps its ticket: it is answered whatever happens. A statement
+            # that never left (no connection to be had) took no ticket either.
+            if not kept and not (seq is None and never_sent(exc)):
+                params = self._params(cid=conversation_id, seq=seq, rid=request)
+                await asyncio.shield(
+                    self._until_done(self._drop_ticket, params, "give up a ticket")
+                )
             raise
         finally:
             waiters.discard(event)
@@ -166,11 +197,40 @@ class Lanes:
                 self._waiters.pop(conversation_id, None)
 
     async def release(self, lease: Lease) -> None:
-        """Free the lane and drop the ticket, without an answer; wakes the next."""
-        await self.db.execute(
-            self._release,
-            self._params(cid=lease.conversation_id, seq=lease.ticket, epoch=lease.epoch),
-        )
+        """Free the lane and drop the ticket, without an answer; wakes the next. While
+        the database is away this goes on in the background until it is done: a live
+        node's lane or ticket left behind would stop its conversation for good."""
+        params = self._params(cid=lease.conversation_id, seq=lease.ticket, epoch=lease.epoch)
+        await self._until_done(self._release, params, "free a lane")
+
+    async def _until_done(self, sql: str, params: dict[str, Any], what: str) -> None:
+        """Run ``sql`` now; when the database is away, again every :attr:`POLL_S` in a
+        background task until it succeeds (the statement must be safe to repeat)."""
+        try:
+            await self.db.execute(sql, params)
+        except DatabaseUnavailable as exc:
+            logger.warning("cluster: cannot {} ({}); trying again in the background", what, exc)
+            task = asyncio.create_task(self._retry(sql, params, what), name=f"postgres.{what}")
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _retry(self, sql: str, params: dict[str, Any], what: str) -> None:
+        while True:
+            await asyncio.sleep(self.POLL_S)
+            try:
+                await self.db.execute(sql, params)
+            except DatabaseUnavailable:
+                continue
+            except Exception as exc:  # never a loop on a statement that cannot work
+                logger.opt(exception=exc).error("cluster: cannot {}: {}", what, exc)
+            return
+
+    async def close(self) -> None:
+        """Stop the background retries (a stopping node's lanes and tickets are freed
+        when it signs off, or by the reaper)."""
+        for task in list(self._pending):
+            task.cancel()
+        await asyncio.gather(*self._pending, return_exceptions=True)
 
     async def held(self) -> set[tuple[str, int]]:
         """The lanes this node holds by the database: (conversation id, epoch)."""

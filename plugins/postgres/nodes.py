@@ -61,10 +61,14 @@ class Nodes:
             " (SELECT id FROM dead)) OR expires_at < now()),"
             # A plain SELECT in a WITH runs only when the query reads it: it is read below.
             f" woke AS (SELECT pg_notify('{channel}', 'reaped') WHERE EXISTS"
-            " (SELECT 1 FROM dead))"
+            " (SELECT 1 FROM dead)),"
+            # Heard back by this node's own listener: a LISTEN connection that stopped
+            # delivering (half-open, no error) is noticed and replaced.
+            f" heard AS (SELECT pg_notify('{channel}', 'beat:' || %(me)s))"
             f" SELECT (SELECT count(*) FROM {s}.nodes WHERE heartbeat_at > now()"
             " - make_interval(secs => %(ttl)s) AND id != %(me)s) + 1,"
             " (SELECT count(*) FROM dead) + (SELECT count(*) FROM woke) * 0"
+            " + (SELECT count(*) FROM heard) * 0"
         )
         self._leave = (
             f"WITH gone AS (UPDATE {s}.nodes SET heartbeat_at = '-infinity' WHERE id = %(me)s)"
@@ -72,9 +76,11 @@ class Nodes:
         )
 
     async def beat(self, info: str = "{}") -> Beat:
-        """Renew this node's leases and reap the dead; one statement."""
+        """Renew this node's leases and reap the dead; one statement. (Right after this
+        node could not reach the database it reaps nobody: see ``Database.takeover_ttl``.)"""
+        ttl = self.db.takeover_ttl(self.node_ttl_s)
         [(live, reaped)] = await self.db.fetch(
-            self._beat, {"me": self.node_id, "ttl": self.node_ttl_s, "info": info}
+            self._beat, {"me": self.node_id, "ttl": ttl, "info": info}
         )
         return Beat(int(live), int(reaped))
 

@@ -37,6 +37,7 @@ from core import (
 )
 from plugins.postgres.answering import held_for
 from plugins.postgres.db import Database
+from plugins.postgres.ready import Ready
 
 DEFAULT_NODE_TTL_S = 5.0
 #: Whether this core's PendingDelivery carries a trace (issue 19).
@@ -92,6 +93,8 @@ class PostgresDurableQueue:
         self.kept = kept if kept is not None else set()
         #: Receives :meth:`attach`'s callbacks (the cluster runtime sets it).
         self.on_attach: Callable[..., None] | None = None
+        #: Replies already claimed for this node's outbox (see :mod:`plugins.postgres.ready`).
+        self.ready = Ready()
         self.schema = schema
         self.node_id = node_id or default_node_id()
         self.node_ttl_s = node_ttl_s
@@ -120,11 +123,27 @@ class PostgresDurableQueue:
         """Nothing to close (see :meth:`open`)."""
 
     def _params(self, **params: Any) -> dict[str, Any]:
-        return {"me": self.node_id, "ttl": self.node_ttl_s, **params}
+        return {"me": self.node_id, "ttl": self.db.takeover_ttl(self.node_ttl_s), **params}
 
     async def accept(self, message: Message, trace: str | None = None) -> bool:
         """Keep ``message``; False when the provider already sent this message id.
         ``trace`` (a W3C traceparent) is kept with it for the node that answers."""
+        # Known here before the statement: this node's adopting round must not take it.
+        self.kept.add(message.id)
+        try:
+            kept = await self._accept(message, trace)
+        except BaseException:
+            # Kept or not is unknown when the answer was lost with the connection (the
+            # channel answers 503). If it was kept, it is claimed by this node and known
+            # nowhere: this node's adopting round finds it and answers it (the provider's
+            # retry is then a duplicate).
+            self.kept.discard(message.id)
+            raise
+        if not kept:
+            self.kept.discard(message.id)
+        return kept
+
+    async def _accept(self, message: Message, trace: str | None) -> bool:
         s = self._s
         kept = await self.db.fetchval(
             f"WITH kept AS (INSERT INTO {s}.inbox(id, channel, conversation_id, provider_id,"
@@ -147,19 +166,17 @@ class PostgresDurableQueue:
                 trace=trace,
             ),
         )
-        if kept:
-            self.kept.add(message.id)
         return bool(kept)
 
     async def withdraw(self, message_id: str) -> None:
         """Forget an accepted message that could not be queued (the retry is new again)."""
         s = self._s
+        self.kept.discard(message_id)  # not withdrawn (the database is away): adopted
         await self.db.execute(
             f"WITH gone AS (DELETE FROM {s}.inbox WHERE id = %(id)s AND status = 'pending'"
             f" RETURNING id) DELETE FROM {s}.tickets WHERE inbox_id IN (SELECT id FROM gone)",
             {"id": message_id},
         )
-        self.kept.discard(message_id)
 
     async def purge(self, settled_before: float) -> int:
         """Delete settled replies and their answered messages older than
@@ -187,13 +204,17 @@ class PostgresDurableQueue:
         return await self._claim_unanswered(self._free.format(col="claimed_by"), traced=True)
 
     async def adopt_orphans(self) -> list[Message]:
-        """Like :meth:`unanswered`, but only messages held by no node or by a dead one
-        (never this node's own, which its lanes already hold)."""
+        """Like :meth:`unanswered`, but only messages held by no node or by a dead one,
+        and this node's own that this process does not know: kept by a statement whose
+        answer was lost, or dropped by a failing answer (never those its lanes hold)."""
         return await self._claim_unanswered(
-            self._free.format(col="claimed_by") + " AND claimed_by IS DISTINCT FROM %(me)s"
+            "(claimed_by IS NULL OR claimed_by NOT IN (SELECT id FROM"
+            f" {self._s}.nodes WHERE heartbeat_at > now() - make_interval(secs => %(ttl)s))"
+            " OR (claimed_by = %(me)s AND NOT (id = ANY(%(known)s::text[]))))",
+            known=list(self.kept),
         )
 
-    async def _claim_unanswered(self, condition: str, traced: bool = False) -> Any:
+    async def _claim_unanswered(self, condition: str, traced: bool = False, **params: Any) -> Any:
         s = self._s
         rows = await self.db.fetch(
             f"WITH mine AS (UPDATE {s}.inbox SET claimed_by = %(me)s WHERE status = 'pending'"
@@ -204,7 +225,7 @@ class PostgresDurableQueue:
             " SELECT conversation_id, %(me)s, id FROM mine ORDER BY seq"
             " ON CONFLICT (inbox_id) DO NOTHING)"
             " SELECT seq, message, trace FROM mine",
-            self._params(),
+            self._params(**params),
         )
         found = [(message_from_json(raw), trace) for _, raw, trace in sorted(rows)]
         self.kept.update(message.id for message, _ in found)
@@ -233,7 +254,15 @@ class PostgresDurableQueue:
                 "trace": trace,
             }
             await held.handler.finish(held)
+            if held.claimed is None or not self.ready.told:
+                self.ready.look = True
+            else:  # claimed by the final commit: the outbox needs no look for it
+                item = PendingDelivery(held.claimed, reply_from_json(reply_json, message), 0, {})
+                if trace is not None and _TRACED:
+                    item = replace(item, trace=trace)  # type: ignore[call-arg]
+                self.ready.add(item)
             return
+        self.ready.look = True
         s = self._s
         await self.db.execute(
             f"WITH done AS (UPDATE {s}.inbox SET status = 'answered', answered_at = %(now)s,"
@@ -261,7 +290,25 @@ class PostgresDurableQueue:
         claimed by a live node, whose attempt time has come (at most ``limit``); and
         when the next attempt after those is due (``None``: nothing pending here). One
         statement. While another node holds a conversation, the answer is at most one
-        second away, so its later replies are looked at again (a polling fallback)."""
+        second away, so its later replies are looked at again (a polling fallback).
+
+        In the cluster, replies this node claimed already (by the final commit or the
+        last delivery record) are handed out without a statement while no other node
+        may have queued work (:class:`~plugins.postgres.ready.Ready`)."""
+        if not self.ready.must_look(now, busy):
+            return self.ready.take(busy, limit), self.ready.next_at
+        started = self.ready.begin_look()
+        try:
+            due, next_at = await self._look(now, busy, limit)
+        except BaseException:
+            self.ready.look = True
+            raise
+        self.ready.looked(started, due, next_at, busy)
+        return due, next_at
+
+    async def _look(
+        self, now: float, busy: set[str], limit: int
+    ) -> tuple[list[PendingDelivery], float | None]:
         s = self._s
         free = self._free.format(col="h.claimed_by")
         rows = await self.db.fetch(
@@ -312,13 +359,59 @@ class PostgresDurableQueue:
         )
 
     async def mark_delivered(self, seq: int, attempts: int) -> None:
-        await self.db.execute(
-            f"UPDATE {self._s}.outbox SET status = 'delivered', attempts = %s,"
-            " delivered_at = %s, last_error = NULL, claimed_by = NULL WHERE seq = %s",
-            (attempts, time.time(), seq),
+        """Record a delivery; in the cluster the same statement claims the conversation's
+        next reply when it is due (the outbox's look for more, folded in)."""
+        self.ready.settled(seq)
+        if not self.ready.told:
+            await self.db.execute(
+                f"UPDATE {self._s}.outbox SET status = 'delivered', attempts = %s,"
+                " delivered_at = %s, last_error = NULL, claimed_by = NULL WHERE seq = %s",
+                (attempts, time.time(), seq),
+            )
+            return
+        try:
+            params = self._params(seq=seq, attempts=attempts, now=time.time())
+            rows = await self.db.fetch(self._delivered_sql(), params)
+        except BaseException:
+            self.ready.look = True
+            raise
+        for next_seq, reply_json, next_attempts, progress, message_json, trace, more in rows:
+            if next_seq is None:
+                if more:  # a next reply not due yet, or not free: the outbox looks
+                    self.ready.look = True
+                continue
+            message = message_from_json(message_json)
+            item = PendingDelivery(
+                next_seq, reply_from_json(reply_json, message), next_attempts, json.loads(progress)
+            )
+            if trace is not None and _TRACED:
+                item = replace(item, trace=trace)  # type: ignore[call-arg]
+            self.ready.add(item)
+
+    def _delivered_sql(self) -> str:
+        s = self._s
+        return (
+            f"WITH done AS (UPDATE {s}.outbox SET status = 'delivered', attempts = %(attempts)s,"
+            " delivered_at = %(now)s, last_error = NULL, claimed_by = NULL WHERE seq = %(seq)s"
+            " RETURNING conversation_id),"
+            # The conversation's next reply (this statement's snapshot still sees the one
+            # just delivered as pending), claimed when due and free, checked on the row.
+            f" nxt AS MATERIALIZED (SELECT o.seq, o.next_attempt_at FROM {s}.outbox o"
+            " WHERE o.conversation_id = (SELECT conversation_id FROM done)"
+            " AND o.status = 'pending' AND o.seq != %(seq)s ORDER BY o.seq LIMIT 1),"
+            f" taken AS (UPDATE {s}.outbox o SET claimed_by = %(me)s FROM nxt"
+            " WHERE o.seq = nxt.seq AND nxt.next_attempt_at <= %(now)s AND o.status = 'pending'"
+            f" AND {self._free.format(col='o.claimed_by')}"
+            " RETURNING o.seq, o.reply, o.attempts, o.progress, o.message_id, o.trace)"
+            " SELECT t.seq, t.reply, t.attempts, t.progress, i.message, t.trace,"
+            f" (SELECT count(*) FROM nxt) FROM taken t JOIN {s}.inbox i ON i.id = t.message_id"
+            " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, (SELECT count(*) FROM nxt)"
+            " WHERE NOT EXISTS (SELECT 1 FROM taken)"
         )
 
     async def mark_retry(self, seq: int, attempts: int, when: float, error: str) -> None:
+        self.ready.look = True  # the retry's time: the outbox's next look says when
+        self.ready.settled(seq)
         await self.db.execute(
             f"UPDATE {self._s}.outbox SET attempts = %s, next_attempt_at = %s, last_error = %s,"
             " claimed_by = NULL WHERE seq = %s",
@@ -326,6 +419,8 @@ class PostgresDurableQueue:
         )
 
     async def mark_failed(self, seq: int, attempts: int, error: str) -> None:
+        self.ready.look = True  # its conversation's next reply is due now
+        self.ready.settled(seq)
         await self.db.execute(
             f"UPDATE {self._s}.outbox SET status = 'failed', attempts = %s, last_error = %s,"
             " claimed_by = NULL WHERE seq = %s",
@@ -334,6 +429,7 @@ class PostgresDurableQueue:
 
     async def forget_channel(self, channel: str, conversation_id: str | None = None) -> None:
         """Drop undelivered replies of a cleared conversation (or channel)."""
+        self.ready.forget()
         query = (
             f"UPDATE {self._s}.outbox SET status = 'dropped'"
             " WHERE status = 'pending' AND channel = %s"

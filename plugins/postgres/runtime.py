@@ -43,6 +43,9 @@ class ClusterRuntime:
             db, schema, node_id=node_id, node_ttl_s=node_ttl_s, kept=self.kept
         )
         self.queue.on_attach = self.attach
+        # The node tells the queue of work queued elsewhere (NOTIFY, the heartbeat's
+        # poll): replies this node claimed itself go to the outbox without a look.
+        self.queue.ready.told = True
         self.node = ClusterNode(
             db,
             schema,
@@ -68,6 +71,7 @@ class ClusterRuntime:
         wrapped = LaneHandler(
             handler, self.db, self.schema, self.node.lanes, self.kept, self._requeue_later
         )
+        wrapped.claims = True
         self.handlers.append(wrapped)
         return wrapped
 
@@ -86,6 +90,7 @@ class ClusterRuntime:
             await self._requeue(messages)
 
     def _wake_outbox(self) -> None:
+        self.queue.ready.forget()  # work may have been queued elsewhere: look
         if self._wake is not None:
             self._wake()
 
@@ -128,6 +133,7 @@ class ClusterRuntime:
         if kind != "cleared" or self._cleared is None:
             return
         data = json.loads(rest)
+        self.queue.ready.forget()  # replies of the cleared session were dropped
         if data.get("node") == self.node_id:
             return
         token = _FROM_CLUSTER.set(True)

@@ -149,6 +149,12 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX idempotency_by_thread ON {s}.idempotency(thread);
     CREATE INDEX idempotency_by_expiry ON {s}.idempotency(expires_at);
     """,
+    2: """
+    -- The request an HTTP ticket was taken for: a node that lost the answer to the
+    -- statement taking it (the connection dropped) can still find it and give it up,
+    -- instead of leaving a live node's ticket at the head of the line for ever.
+    ALTER TABLE {s}.tickets ADD COLUMN request_id text;
+    """,
 }
 
 LATEST_VERSION = max(MIGRATIONS)

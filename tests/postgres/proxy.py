@@ -9,14 +9,19 @@ import contextlib
 
 class CuttableProxy:
     """Forwards 127.0.0.1:<port> to ``target``; :meth:`cut` drops every connection and
-    refuses new ones until :meth:`restore`."""
+    refuses new ones until :meth:`restore`; :meth:`freeze` makes the open connections
+    silently stop forwarding (a half-open connection: no error, no data), new ones work;
+    :meth:`silence` does that to new ones too (a network that drops every packet) until
+    :meth:`restore`."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.port = 0
         self.up = True
+        self.silent = False
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._frozen: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -36,6 +41,14 @@ class CuttableProxy:
 
     def restore(self) -> None:
         self.up = True
+        self.silent = False
+
+    def freeze(self) -> None:
+        self._frozen |= self._writers
+
+    def silence(self) -> None:
+        self.freeze()
+        self.silent = True
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.up:
@@ -47,6 +60,8 @@ class CuttableProxy:
             writer.transport.abort()
             return
         self._writers.update((writer, up_writer))
+        if self.silent:
+            self._frozen.update((writer, up_writer))
         await asyncio.gather(
             self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
         )
@@ -54,10 +69,11 @@ class CuttableProxy:
             self._writers.discard(w)
             w.transport.abort()
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.CancelledError):
             while data := await reader.read(65536):
+                if writer in self._frozen:
+                    continue  # swallowed
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()

@@ -65,3 +65,30 @@ async def test_a_stopped_node_is_reaped_and_counted_out(postgres_dsn, postgres_d
         await a.stop()
         await b.stop()
         await other_db.close()
+
+
+async def test_the_heartbeat_goes_on_after_an_error_that_is_not_a_lost_connection(
+    postgres_db, postgres_schema
+):
+    import psycopg
+
+    node = ClusterNode(postgres_db, postgres_schema, "node-a", 1.5)
+    await node.start()
+    try:
+        real_beat = node.nodes.beat
+        failures = []
+
+        async def read_only_once(info: str = "{}"):
+            if not failures:  # e.g. a fail-over that reached a read-only replica first
+                failures.append(1)
+                raise psycopg.errors.ReadOnlySqlTransaction("read-only transaction")
+            return await real_beat(info)
+
+        node.nodes.beat = read_only_once
+        before = node.last_beat_at
+        # Before the fix the heartbeat task died on it: the node, still serving, was
+        # taken for stopped by the others after the TTL.
+        await wait_until(lambda: failures and node.last_beat_at != before, 10)
+        assert node.beat_error is None
+    finally:
+        await node.stop()

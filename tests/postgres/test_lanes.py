@@ -6,14 +6,15 @@ processes would have."""
 import asyncio
 
 import pytest
+from psycopg_pool import PoolTimeout
 
 from core.contract.errors import StorageUnavailable
 from core.contract.events import Message, Reply
 from core.contract.store import Turn
 from core.testing import wait_until
 from plugins.postgres.answering import HELD, Held, LaneHandler
-from plugins.postgres.db import Database
-from plugins.postgres.lanes import AheadOfItsTurn, Lanes
+from plugins.postgres.db import Database, DatabaseUnavailable
+from plugins.postgres.lanes import AheadOfItsTurn, Lanes, LeaseLost
 from plugins.postgres.nodes import Nodes
 from plugins.postgres.queue import PostgresDurableQueue
 from plugins.postgres.store import PostgresConversationStore
@@ -199,3 +200,146 @@ async def test_a_cancelled_wait_gives_its_place_up(nodes):
 def test_held_is_only_the_answering_tasks():
     assert HELD.get() is None
     assert Held.__slots__  # a plain record
+
+
+# -- the database going away in the middle of taking or giving up a lane -----------------
+
+
+class Flaky:
+    """The node's database, except for the next statement whose SQL contains ``marker``:
+    ``"lost"``: it runs, but its answer is lost (the connection dropped after the commit);
+    ``"away"``: it never reaches the server."""
+
+    def __init__(self, db: Database, marker: str, how: str) -> None:
+        self.db = db
+        self.marker = marker
+        self.how = how
+        self.hit = False
+
+    def __getattr__(self, name: str):
+        return getattr(self.db, name)
+
+    async def _run(self, run, sql, params):
+        if self.hit or self.marker not in sql:
+            return await run(sql, params)
+        self.hit = True
+        if self.how == "lost":
+            await run(sql, params)
+        raise DatabaseUnavailable("PostgreSQL: server closed the connection unexpectedly")
+
+    async def fetch(self, sql, params=()):
+        return await self._run(self.db.fetch, sql, params)
+
+    async def execute(self, sql, params=()):
+        return await self._run(self.db.execute, sql, params)
+
+    async def fetchval(self, sql, params=()):
+        rows = await self.fetch(sql, params)
+        return rows[0][0] if rows else None
+
+
+async def test_a_kept_message_whose_lane_was_taken_but_not_told_takes_it_again(nodes):
+    a, _, _ = nodes
+    kept = Message("t1", "talkme", "kept", message_id="p1")
+    assert await a.queue.accept(kept)
+    a.handler.kept.add(kept.id)
+    a.lanes.db = Flaky(a.lanes.db, "taken AS", "lost")
+    # Before the fix its retry waited for ever for the lane this node itself held.
+    reply = await asyncio.wait_for(a.handler(kept, None), 10)
+    assert a.lanes.db.hit and reply.text == "ok"
+    assert (await a.queue.stats())["unanswered"] == 0
+
+
+async def test_a_request_whose_ticket_was_taken_but_not_told_does_not_stop_the_thread(nodes):
+    a, b, _ = nodes
+    a.lanes.db = Flaky(a.lanes.db, "taken AS", "lost")
+    with pytest.raises(StorageUnavailable):  # the client is told 503
+        await a.handler(Message("c1", "http", "lost"), None)
+    # Before the fix a's ticket (a live node's) stayed at the head of the line for ever.
+    await asyncio.wait_for(b.handler(Message("c1", "http", "next"), None), 10)
+    assert b.model_calls == ["next"]
+
+
+async def test_a_lane_given_up_while_the_database_is_away_is_freed_when_it_is_back(nodes):
+    a, b, _ = nodes
+    a.lanes.POLL_S = 0.1
+    a.lanes.db = Flaky(a.lanes.db, "freed AS", "away")
+
+    async def fails(message, handle):
+        raise StorageUnavailable("store the conversation")
+
+    a.handler.inner = fails
+    with pytest.raises(StorageUnavailable):
+        await a.handler(Message("c1", "http", "refused"), None)
+    # Before the fix the lane stayed a's (a live node) and nobody else could answer.
+    await asyncio.wait_for(b.handler(Message("c1", "http", "next"), None), 10)
+    assert a.lanes.db.hit and b.model_calls == ["next"]
+
+
+async def test_a_webhook_kept_by_a_statement_whose_answer_was_lost_is_still_answered(nodes):
+    a, _, _ = nodes
+    a.queue.db = Flaky(a.queue.db, "INSERT INTO", "lost")
+    message = Message("talkme:v1", "talkme", "kept?", message_id="p1")
+    with pytest.raises(DatabaseUnavailable):  # the channel answers 503: TalkMe sends again
+        await a.queue.accept(message)
+    assert not await a.queue.accept(Message("talkme:v1", "talkme", "kept?", message_id="p1"))
+    # Kept, claimed by a, and in no lane of a's: before the fix nothing ever answered it,
+    # and every later message of the visitor waited behind it.
+    adopted = await a.queue.adopt_orphans()
+    assert [m.id for m in adopted] == [message.id]
+    assert await a.queue.adopt_orphans() == [], "now known: not adopted twice"
+
+
+async def test_a_kept_message_dropped_by_a_failing_answer_is_adopted_by_its_own_node(nodes):
+    a, _, _ = nodes
+    a.handler.kept = a.queue.kept  # shared, as in the plugin's runtime
+    message = Message("talkme:v1", "talkme", "kept", message_id="p1")
+    assert await a.queue.accept(message)
+    assert await a.queue.adopt_orphans() == [], "in a's lanes: not adopted"
+
+    async def cut_off(message, handle):
+        raise LeaseLost("lost with the connection")
+
+    a.handler.inner = cut_off
+    with pytest.raises(StorageUnavailable):
+        await a.handler(message, None)
+    assert [m.id for m in await a.queue.adopt_orphans()] == [message.id]
+
+
+async def test_a_request_refused_while_the_database_is_away_leaves_no_retry_behind(nodes):
+    a, _, _ = nodes
+    # Hundreds of requests refused during a long outage each left a task polling the
+    # pool every second: a statement that never left took no ticket.
+    timeout = DatabaseUnavailable("PostgreSQL: couldn't get a connection after 5.00 sec")
+    timeout.__cause__ = PoolTimeout("couldn't get a connection after 5.00 sec")
+
+    class Away(Flaky):  # every statement: no connection to be had
+        async def _run(self, run, sql, params):
+            raise timeout
+
+    a.lanes.db = Away(a.lanes.db, "", "away")
+    with pytest.raises(StorageUnavailable):
+        await a.handler(Message("c1", "http", "refused"), None)
+    kept = Message("talkme:v1", "talkme", "kept", message_id="p1")
+    a.handler.kept.add(kept.id)
+    waiting = asyncio.create_task(a.handler(kept, None))  # a kept one waits for the database
+    await asyncio.sleep(0.2)
+    assert not a.lanes._pending
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+
+
+async def test_a_kept_message_whose_lane_cannot_be_taken_for_another_reason_is_adopted(nodes):
+    a, _, _ = nodes
+    a.handler.kept = a.queue.kept  # shared, as in the plugin's runtime
+    message = Message("talkme:v1", "talkme", "kept", message_id="p1")
+    assert await a.queue.accept(message)
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("a bug, or a server error that is not a lost connection")
+
+    a.lanes.acquire = broken
+    with pytest.raises(RuntimeError):
+        await a.handler(message, None)
+    # Before the fix it stayed "in a's lanes" for good: answered by nobody until a restart.
+    assert [m.id for m in await a.queue.adopt_orphans()] == [message.id]

@@ -1,9 +1,11 @@
 """TalkMe on the postgres backend: every webhook answered and delivered once, in order per
 visitor, with a bounded number of database round trips per message."""
 
+import asyncio
+
 import pytest
 
-from core.testing import ScriptedAgent, gateway_of, wait_settled
+from core.testing import ScriptedAgent, gateway_of
 from tests.support.talkme_fake_api import FakeTalkMe
 from tests.support.talkme_helpers import ADMIN_KEY, webhook_body
 
@@ -19,7 +21,7 @@ async def fake_talkme():
     await fake.stop()
 
 
-async def test_talkme_messages_are_delivered_once_in_order_within_seven_round_trips(
+async def test_talkme_messages_are_delivered_once_in_order_within_six_round_trips(
     postgres_dsn, postgres_schema, eneca_app, fake_talkme
 ):
     client = await eneca_app(
@@ -41,16 +43,32 @@ async def test_talkme_messages_are_delivered_once_in_order_within_seven_round_tr
             )
             response = await client.post("/webhook/talkme", json=body)
             assert response.status == 200, await response.text()
-    stats = await wait_settled(gateway, "talkme", timeout=30)
-    used = db.round_trips - before
+    own = 0  # the test's own reads of the figures are not the gateway's cost
+
+    async def figures() -> dict:
+        nonlocal own
+        before_read = db.round_trips
+        stats = await gateway.delivery_stats("talkme")
+        own += db.round_trips - before_read
+        return stats
+
+    async with asyncio.timeout(30):
+        while True:
+            stats = await figures()
+            idle = gateway._bus.stats()["in_flight"] == 0 and gateway._outbox.in_progress == 0
+            if idle and stats["unanswered"] == 0 and stats["pending_deliveries"] == 0:
+                break
+            await asyncio.sleep(0.01)
+    used = db.round_trips - before - own
     assert (stats["received"], stats["delivered"], stats["duplicates"]) == (30, 30, 0)
     sent = [call.body["content"]["text"] for call in fake_talkme.confirmed("send")]
     for visitor in range(VISITORS):
         assert [text for text in sent if text.startswith(f"re v{visitor} ")] == [
             f"re v{visitor} m{turn}" for turn in range(MESSAGES)
         ]
-    # Per message: accept, lane, user turn + history, final commit, outbox claim, delivery
-    # record, and the outbox's look for more after the attempt; the heartbeat and the
-    # test's own stats polling are counted too. (Issue 15 aims at 6: the look after an
-    # attempt is what is left to fold in.)
-    assert used / (VISITORS * MESSAGES) <= 7.5, f"{used} round trips for 30 messages"
+    # Per message: accept, lane, user turn + history, final commit (which claims the reply
+    # for this node's outbox) and the delivery record (which claims the conversation's
+    # next reply): 5, plus the heartbeat and its poll of the outbox once a second. Before
+    # the outbox claimed and looked again with statements of its own: 6.3 to 6.6.
+    print(f"\n{used} round trips for {VISITORS * MESSAGES} messages")
+    assert used / (VISITORS * MESSAGES) <= 6, f"{used} round trips for 30 messages"
