@@ -251,7 +251,7 @@ class LaneHandler:
             " WHERE conversation_id = %(cid)s AND holder = %(me)s AND epoch = %(epoch)s"
             " RETURNING 1),"
             f" woke AS (SELECT pg_notify('{self.lanes.channel}', 'lane:' || %(cid)s)"
-            " FROM freed)"
+            f" FROM freed WHERE {self.lanes.others_in_line('%(seq)s')})"
         )
         extra = ", NULL::bigint"
         if held.answer is not None:

@@ -2,11 +2,14 @@
 
 import asyncio
 
+import psycopg
+
 from core.contract.events import Message
 from core.testing import wait_until
 from plugins.postgres.answering import LaneHandler
 from plugins.postgres.cluster import ClusterNode
 from plugins.postgres.db import Database
+from plugins.postgres.lanes import channel_name
 
 
 async def test_a_released_lane_wakes_the_waiting_node_by_notify(postgres_db, postgres_schema):
@@ -92,3 +95,39 @@ async def test_the_heartbeat_goes_on_after_an_error_that_is_not_a_lost_connectio
         assert node.beat_error is None
     finally:
         await node.stop()
+
+
+async def test_a_lane_freed_with_nobody_in_line_sends_no_notification(
+    postgres_dsn, postgres_db, postgres_schema
+):
+    """Each NOTIFY takes PostgreSQL's lock serialising notifying commits: a freed lane is
+    told only when another ticket waits (the test above shows that one is told)."""
+    a = ClusterNode(postgres_db, postgres_schema, "node-a", 5.0)
+    await a.start()
+    listener = await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True)
+    try:
+        await listener.execute(f'LISTEN "{channel_name(postgres_schema)}"')
+
+        async def answer(message, handle):
+            return "answered"
+
+        async def fail(message, handle):
+            raise RuntimeError("the agent failed")
+
+        handler = LaneHandler(answer, postgres_db, postgres_schema, a.lanes)
+        for number in range(3):  # answered: the final commit frees the lane
+            await handler(Message("alone", "http", f"q{number}"), None)
+        failing = LaneHandler(fail, postgres_db, postgres_schema, a.lanes)
+        try:  # given up without an answer: the lane is released
+            await failing(Message("alone", "http", "q3"), None)
+        except RuntimeError:
+            pass
+        told = [
+            note.payload
+            async for note in listener.notifies(timeout=0.5)
+            if note.payload.startswith("lane:")
+        ]
+        assert told == []
+    finally:
+        await listener.close()
+        await a.stop()
