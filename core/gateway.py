@@ -136,7 +136,7 @@ class Gateway:
         # Shielded: a webhook handler cancelled by its client's disconnect must not leave
         # a message kept in the inbox but never queued.
         return await asyncio.shield(
-            self._inbox.keep(message, lambda: self._bus.publish(message, debounce_s))
+            self._inbox.keep(message, functools.partial(self._bus.publish, message, debounce_s))
         )
 
     async def clear_session(

@@ -143,7 +143,7 @@ def durable_backend(gateway: Gateway) -> Any | None:
 
     Called once at start-up after every ``lifespan`` has started. The object has the
     public methods of :class:`core.durable.sqlite.DurableQueue` (``open``, ``close``,
-    ``accept``, ``withdraw``, ``purge``, ``unanswered``, ``answer``, ``schedule``,
+    ``accept``, ``purge``, ``unanswered``, ``answer``, ``schedule``,
     ``save_progress``, ``mark_delivered``, ``mark_retry``, ``mark_failed``,
     ``forget_channel``, ``stats``, ``delivery_latencies``). A backend shared by several
     processes may also have ``attach(requeue, wake_outbox, cleared)``: the gateway then

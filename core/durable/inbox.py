@@ -16,6 +16,7 @@ from typing import TypeVar
 from loguru import logger
 
 from core import tracing
+from core.contract.errors import BusFullError
 from core.contract.events import MERGED_IDS, Message, Reply
 from core.durable.outbox import Outbox
 from core.durable.sqlite import DurableQueue
@@ -67,10 +68,17 @@ class Inbox:
         """True while ``message`` is kept and its reply is not in the outbox yet."""
         return message.id in self._kept
 
-    async def keep(self, message: Message, enqueue: Callable[[], Awaitable[H]]) -> H | None:
+    async def keep(self, message: Message, enqueue: Callable[..., Awaitable[H]]) -> H | None:
         """Commit ``message`` to the inbox, then ``enqueue()`` it; ``None`` when the
-        provider already sent this message id (a duplicate). A message that cannot be
-        queued is withdrawn, so the provider's retry is not taken for a duplicate."""
+        provider already sent this message id (a duplicate).
+
+        Once committed a message is never taken back: the provider's retry may already
+        have been answered 200 as a duplicate (on any node), and then nothing else would
+        answer it. When the bus is full it is queued past the bound
+        (``enqueue(overflow=True)``) and ``BusFullError`` still raised, so the provider is
+        told 503 and slows down; its retry is a duplicate. When the bus is closed (shutting
+        down) it stays in the inbox for the next start, or for the node that adopts it.
+        """
         with self._storage.writing("keep the message"):
             # The webhook's trace: the answer continues it, also after a restart.
             accepted = await self._queue.accept(message, tracing.traceparent())
@@ -80,9 +88,11 @@ class Inbox:
         self._kept.add(message.id)
         try:
             return await enqueue()
+        except BusFullError:
+            await enqueue(overflow=True)
+            raise
         except BaseException:
-            self._kept.discard(message.id)
-            await self._queue.withdraw(message.id)
+            self._kept.discard(message.id)  # the next start (or an adopting node) queues it
             raise
 
     async def replay(self, enqueue: Callable[[Message], Awaitable[object]]) -> int:

@@ -223,13 +223,6 @@ class DurableQueue:
 
         return await self._group.write(work)
 
-    async def withdraw(self, message_id: str) -> None:
-        """Forget an accepted message that could not be queued, so the provider's retry
-        is accepted again instead of being taken for a duplicate."""
-        await self._write_one(
-            "DELETE FROM inbox WHERE id = ? AND status = 'pending'", (message_id,)
-        )
-
     async def purge(self, settled_before: float) -> int:
         """Delete delivered, failed and dropped replies and their answered messages older
         than ``settled_before``; pending work is never touched. A provider id whose row is

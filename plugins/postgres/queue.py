@@ -168,16 +168,6 @@ class PostgresDurableQueue:
         )
         return bool(kept)
 
-    async def withdraw(self, message_id: str) -> None:
-        """Forget an accepted message that could not be queued (the retry is new again)."""
-        s = self._s
-        self.kept.discard(message_id)  # not withdrawn (the database is away): adopted
-        await self.db.execute(
-            f"WITH gone AS (DELETE FROM {s}.inbox WHERE id = %(id)s AND status = 'pending'"
-            f" RETURNING id) DELETE FROM {s}.tickets WHERE inbox_id IN (SELECT id FROM gone)",
-            {"id": message_id},
-        )
-
     async def purge(self, settled_before: float) -> int:
         """Delete settled replies and their answered messages older than
         ``settled_before``; pending work is never touched."""

@@ -39,14 +39,6 @@ async def test_concurrent_accepts_of_one_provider_id_keep_it_once(queue):
     assert sorted(results) == [False] * 7 + [True]
 
 
-async def test_a_withdrawn_message_is_accepted_again(queue):
-    first = message("hi", provider="p1")
-    assert await queue.accept(first)
-    await queue.withdraw(first.id)
-    assert await queue.unanswered() == []
-    assert await queue.accept(message("hi", provider="p1")) is True
-
-
 async def test_unanswered_messages_come_back_in_arrival_order_whole(queue):
     texts = ["один", "two \x00 nul", "three ☃", "four"]
     kept = [

@@ -356,3 +356,35 @@ async def test_a_visitor_over_the_rate_limit_gets_429_and_is_not_queued(talkme_a
     assert statuses == [200, 200, 429, 200]
     await fake_talkme.wait_until(lambda: len(fake_talkme.sent_texts()) == 3)
     assert (await gateway_of(client).delivery_stats("talkme"))["received"] == 3
+
+
+async def test_a_webhook_the_full_bus_refused_is_still_answered_once(talkme_app, fake_talkme):
+    """Stored is kept: a webhook whose message was stored but found the bus full gets
+    503 ``busy`` (the provider slows down), yet is answered, once. Its retry, here sent
+    while the first request still waits for room (a provider that gave up waiting), is a
+    duplicate; before, the waiting request then deleted the stored message when its wait
+    ran out, so the retry's 200 acknowledged a message nobody would answer."""
+    agent = ScriptedAgent(lambda request: f"re: {request.message.text}", delay=1.5)
+    client = await talkme_app(
+        agent,
+        core={
+            "bus_max_in_flight": 1,
+            "bus_full_policy": "wait",
+            "bus_publish_timeout_s": 0.6,
+        },
+    )
+    first = await client.post("/webhook/talkme", json=webhook_body("first", client_id="a"))
+    assert first.status == 200  # holds the bus's only slot for 1.5 s
+    body = webhook_body("second", client_id="b", message_id=2)
+    waiting = asyncio.ensure_future(client.post("/webhook/talkme", json=body))
+    await asyncio.sleep(0.2)
+    retry = await client.post("/webhook/talkme", json=body)
+    assert retry.status == 200 and (await retry.json())["duplicate"] is True
+    refused = await waiting
+    assert refused.status == 503 and (await refused.json())["error"]["code"] == "busy"
+    await fake_talkme.wait_until(
+        lambda: sorted(fake_talkme.sent_texts()) == ["re: first", "re: second"]
+    )
+    await asyncio.sleep(0.3)
+    assert sorted(fake_talkme.sent_texts()) == ["re: first", "re: second"]
+    assert [request.message.text for request in agent.requests].count("second") == 1

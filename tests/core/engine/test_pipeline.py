@@ -118,7 +118,7 @@ async def test_a_kept_message_is_answered_into_the_outbox_and_no_longer_kept(tmp
     pipeline, _, queue, inbox, answered = await _pipeline(tmp_path)
     message = Message("c1", "fake", "hello", message_id="p1")
 
-    async def enqueue():
+    async def enqueue(overflow: bool = False):
         return ReplyHandle(message)
 
     handle = await inbox.keep(message, enqueue)
