@@ -18,9 +18,10 @@ core.testing``, or ``pytest_plugins = ["core.testing"]`` in your rootdir ``conft
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from aiohttp import web
@@ -45,6 +46,7 @@ __all__ = [
     "mock_http",
     "provide",
     "sent_json",
+    "service_missing",
     "wait_delivered",
     "wait_settled",
     "wait_until",
@@ -117,6 +119,14 @@ class ScriptedAgent:
 
     def status(self) -> Mapping[str, Any]:
         return {"configured": True, "scripted": True}
+
+
+def service_missing(reason: str, in_ci: str = "CI=true requires it") -> NoReturn:
+    """Skip a test whose service or tool is missing here (``reason`` says which); with
+    ``CI=true`` fail instead, adding ``in_ci``: a green CI must mean the test ran."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}; {in_ci}", pytrace=False)
+    pytest.skip(reason)
 
 
 def failed_reply(message: Message, text: str, code: str) -> Reply:

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Iterator
 import psycopg
 import pytest
 
+from core.testing import service_missing
+
 DEFAULT_TEST_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -44,10 +46,7 @@ def require_postgres() -> str:
     dsn = test_dsn()
     why = _unreachable(dsn)
     if why is not None:
-        message = f"PostgreSQL not reachable at ENECA_TEST_POSTGRES_DSN ({why})"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + "; CI=true requires it", pytrace=False)
-        pytest.skip(message)
+        service_missing(f"PostgreSQL not reachable at ENECA_TEST_POSTGRES_DSN ({why})")
     return dsn
 
 

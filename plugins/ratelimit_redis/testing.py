@@ -16,6 +16,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from core.testing import service_missing
+
 DEFAULT_TEST_URL = "redis://127.0.0.1:6379/0"
 
 _reachable: dict[str, str | None] = {}
@@ -45,10 +47,7 @@ def require_redis() -> str:
     url = test_url()
     why = _unreachable(url)
     if why is not None:
-        message = f"Redis not reachable at ENECA_TEST_REDIS_URL ({why})"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + "; CI=true requires it", pytrace=False)
-        pytest.skip(message)
+        service_missing(f"Redis not reachable at ENECA_TEST_REDIS_URL ({why})")
     return url
 
 

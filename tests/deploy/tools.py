@@ -6,11 +6,10 @@ A test needing one skips when it is missing, except in CI (``CI=true``), where i
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
-import pytest
+from core.testing import service_missing
 
 NGINX = Path("/usr/sbin/nginx")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -20,10 +19,7 @@ def require(path: Path | None, what: str) -> Path:
     """``path`` when it exists; else skip (locally) or fail (CI) saying what to install."""
     if path is not None and path.exists():
         return path
-    message = f"needs {what}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{message}; .ci/run should have installed it")
-    pytest.skip(message)
+    service_missing(f"needs {what}", ".ci/run should have installed it")
 
 
 def systemd_analyze() -> Path:

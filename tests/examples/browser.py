@@ -9,9 +9,10 @@ import tarfile
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+
+from core.testing import service_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -31,9 +32,7 @@ N8N_CHAT_DIR = Path(os.environ.get("N8N_CHAT_TARBALL_DIR", ROOT / ".cache" / "n8
 
 def missing(reason: str) -> None:
     """Skip, or fail when CI promised the dependency."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI must provide it: {reason}")
-    pytest.skip(reason)
+    service_missing(reason, "CI must provide it")
 
 
 def require_chromium() -> None:
