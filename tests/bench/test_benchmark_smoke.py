@@ -57,12 +57,15 @@ def _schema_exists(dsn: str, schema: str) -> bool:
         return found.fetchone() is not None
 
 
-def test_both_backends_run_side_by_side_and_the_schema_is_dropped(tmp_path):
-    from plugins.postgres.testing import require_postgres
-
-    dsn = require_postgres()
+def test_both_backends_run_side_by_side_and_the_schema_is_dropped(tmp_path, postgres_dsn):
     report = run(
-        ["overhead"], rounds=1, users=2, turns=3, workdir=tmp_path, backend="both", postgres_dsn=dsn
+        ["overhead"],
+        rounds=1,
+        users=2,
+        turns=3,
+        workdir=tmp_path,
+        backend="both",
+        postgres_dsn=postgres_dsn,
     )
 
     scenario = report["scenarios"]["overhead"]
@@ -78,7 +81,7 @@ def test_both_backends_run_side_by_side_and_the_schema_is_dropped(tmp_path):
     assert "db_cpu_ms_per_req" not in one_round["ours"]["chat"]
     assert one_round["postgres"]["plugins"] == "http_api,postgres,agent_openai"
     assert one_round["ours"]["plugins"] == "http_api,memory_sqlite,agent_openai"
-    assert not _schema_exists(dsn, one_round["postgres"]["postgres_schema"])
+    assert not _schema_exists(postgres_dsn, one_round["postgres"]["postgres_schema"])
     cpu = scenario["summary"]["chat"]["cpu_ms_per_req"]
     assert cpu["postgres/ours"] is not None
     ratio = next(
@@ -89,17 +92,14 @@ def test_both_backends_run_side_by_side_and_the_schema_is_dropped(tmp_path):
     assert figures["overhead CPU/request, PostgreSQL / SQLite"]["postgres"] == cpu["postgres/ours"]
 
 
-def test_talkme_on_postgres_delivers_every_message(tmp_path):
-    from plugins.postgres.testing import require_postgres
-
-    dsn = require_postgres()
+def test_talkme_on_postgres_delivers_every_message(tmp_path, postgres_dsn):
     report = run(
         ["talkme"],
         talkme_seconds=1.0,
         talkme_rate=10.0,
         workdir=tmp_path,
         backend="postgres",
-        postgres_dsn=dsn,
+        postgres_dsn=postgres_dsn,
     )
 
     scenario = report["scenarios"]["talkme_postgres"]
@@ -108,13 +108,10 @@ def test_talkme_on_postgres_delivers_every_message(tmp_path):
     assert summary["acked_200"] == summary["webhooks"] == 10
     assert summary["delivered"] == 10
     assert summary["ack_p99_ms"] is not None
-    assert not _schema_exists(dsn, scenario["config"]["postgres_schema"])
+    assert not _schema_exists(postgres_dsn, scenario["config"]["postgres_schema"])
 
 
-def test_workers_scenario_compares_two_workers_with_one(tmp_path):
-    from plugins.postgres.testing import require_postgres
-
-    dsn = require_postgres()
+def test_workers_scenario_compares_two_workers_with_one(tmp_path, postgres_dsn):
     report = run(
         ["workers"],
         rounds=1,
@@ -122,7 +119,7 @@ def test_workers_scenario_compares_two_workers_with_one(tmp_path):
         turns=2,
         workdir=tmp_path,
         backend="postgres",
-        postgres_dsn=dsn,
+        postgres_dsn=postgres_dsn,
     )
 
     scenario = report["scenarios"]["workers"]
