@@ -4,32 +4,14 @@ calling the model), and the log says what the failure was: refused, or a timeout
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from loguru import logger
 
 from core.testing import ask, gateway_of
 from plugins.agent_openai.diagnosis import DNS, DROPPED, REFUSED, TIMEOUT, failure_kind
+from tests.support.logs import captured_log
 from tests.support.openai_server import FakeResponse
-
-
-@contextmanager
-def captured_log() -> Iterator[list[str]]:
-    lines: list[str] = []
-    sink = logger.add(lambda message: lines.append(str(message)), level="DEBUG")
-    try:
-        yield lines
-    finally:
-        logger.remove(sink)
-
-
-def _closed_port() -> int:
-    """A loopback port nothing listens on: connecting is refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.serve_process import free_port
 
 
 async def _agent_health(client) -> tuple[int, dict]:
@@ -40,7 +22,7 @@ async def _agent_health(client) -> tuple[int, dict]:
 
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
 async def test_a_refused_connection_is_logged_as_refused_and_degrades_health(agent_app, transport):
-    port = _closed_port()
+    port = free_port()
     client = await agent_app(
         openai_base_url=f"http://127.0.0.1:{port}/v1",
         openai_http_client=transport,

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from loguru import logger
 
 from plugins.agent_openai.knowledge import KnowledgeIndex
 from tests.agent.sample_documents import WARRANTY_EN_PAGES, WARRANTY_RU, write_docx, write_pdf
+from tests.support.logs import captured_log
 
 HTML = """<!DOCTYPE html><html><head><title>Бонусы</title><script>var x = "скрипт";</script>
 </head><body><nav>Меню сайта</nav><h1>Бонусы и промокоды</h1>
@@ -39,10 +39,8 @@ def folder(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def log_lines():
-    lines: list[str] = []
-    sink = logger.add(lambda message: lines.append(str(message)), level="INFO")
-    yield lines
-    logger.remove(sink)
+    with captured_log("INFO") as lines:
+        yield lines
 
 
 async def test_every_format_is_indexed_and_broken_files_are_skipped(tmp_path, folder, log_lines):

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from core.testing import ScriptedAgent, gateway_of
-from tests.postgres.proxy import CuttableProxy
+from tests.support.proxy import CuttableProxy
 from tests.support.talkme_helpers import ADMIN_KEY, eventually, webhook_body
 
 KEY = {"X-API-Key": ADMIN_KEY}

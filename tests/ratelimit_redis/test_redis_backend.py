@@ -4,7 +4,6 @@ client, on the server's clock, keys with TTLs."""
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 import redis.asyncio
@@ -12,6 +11,8 @@ import redis.asyncio
 from core import WindowCount
 from plugins.ratelimit_redis.connect import open_client
 from plugins.ratelimit_redis.limiter import RedisRateLimits
+from tests.support.logs import captured_log
+from tests.support.serve_process import free_port
 
 
 @pytest.fixture
@@ -121,25 +122,19 @@ class Clock:
 
 
 async def test_redis_away_warns_once_a_minute_however_often_it_is_tried(redis_prefix):
-    from loguru import logger
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed once the block ends: connections are refused
-    lines: list[str] = []
-    sink = logger.add(lambda message: lines.append(str(message)), level="WARNING")
+    port = free_port()  # nothing listens there: connections are refused
     clock = Clock()
     client = open_client(f"redis://127.0.0.1:{port}/0", 0.5)
     limits = RedisRateLimits(client, redis_prefix, 0.5, clock=clock)
     try:
-        for _ in range(20):  # a failed try every 2 s for 40 s: Redis asked 20 times
-            assert await limits.take_token("key:k", 1000) is None
-            clock.now += 2
-        assert len([line for line in lines if "Redis does not answer" in line]) == 1
-        clock.now += 30  # a minute after the first warning
-        await limits.take_token("key:k", 1000)
-        assert len([line for line in lines if "Redis does not answer" in line]) == 2
-        assert limits.state()["down_for_s"] == 70.0
+        with captured_log("WARNING") as lines:
+            for _ in range(20):  # a failed try every 2 s for 40 s: Redis asked 20 times
+                assert await limits.take_token("key:k", 1000) is None
+                clock.now += 2
+            assert len([line for line in lines if "Redis does not answer" in line]) == 1
+            clock.now += 30  # a minute after the first warning
+            await limits.take_token("key:k", 1000)
+            assert len([line for line in lines if "Redis does not answer" in line]) == 2
+            assert limits.state()["down_for_s"] == 70.0
     finally:
-        logger.remove(sink)
         await client.aclose()

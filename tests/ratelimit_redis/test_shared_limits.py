@@ -5,14 +5,14 @@ Redis is back."""
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
-from loguru import logger
 
 from core.contract.errors import ConfigError
 from core.testing import ScriptedAgent
-from tests.postgres.proxy import CuttableProxy
+from tests.support.logs import captured_log
+from tests.support.proxy import CuttableProxy
+from tests.support.serve_process import free_port
 
 SITE = "https://shop.example.com"
 PUBLIC = {"X-API-Key": "pk-1", "Origin": SITE}
@@ -42,18 +42,10 @@ async def rate_limits(client) -> dict:
     return (await response.json())["plugins"]["rate_limits"]
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def warnings():
-    lines: list[str] = []
-    sink = logger.add(lambda message: lines.append(str(message)), level="DEBUG")
-    yield lines
-    logger.remove(sink)
+    with captured_log() as lines:
+        yield lines
 
 
 async def test_the_per_ip_limit_is_shared_by_two_gateways(eneca_app, redis_url, redis_prefix):
@@ -99,7 +91,7 @@ async def test_a_visitors_limit_is_shared_by_two_gateways(eneca_app, redis_url, 
 
 async def test_with_redis_away_requests_are_answered_and_counted_per_node(eneca_app, warnings):
     # Needs no Redis: nothing listens on the port.
-    url = f"redis://:{PASSWORD}@127.0.0.1:{closed_port()}/0"
+    url = f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0"
     config = settings(url, "eneca_test:unused:", rate_limit_per_minute=3)
     client = await eneca_app(
         ["http_api", "ratelimit_redis"], agent=ScriptedAgent(), settings=config
