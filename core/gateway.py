@@ -64,7 +64,7 @@ class Gateway:
         self._plugin_settings = dict(plugin_settings)
         self._started_at = time.time()
         self._hook = functools.partial(call_hook, pm, gateway=self)
-        self._storage = StorageWatch()
+        self._storage = StorageWatch(Path(settings.data_dir))
         self._durable = DurableQueue(Path(settings.data_dir) / "gateway.db")
         self._outbox = Outbox(
             self._durable,
@@ -189,7 +189,6 @@ class Gateway:
             self._limits.state(),
             self.store,
             self._storage,
-            Path(self.settings.data_dir),
             self._outbox,
             lambda: self._hook("health_check"),
         )
@@ -217,6 +216,7 @@ class Gateway:
             logger.warning("no agent plugin enabled: every message gets the fallback text")
         if backend := await self._hook("durable_backend"):
             self._durable = self._inbox.use(backend, self._outbox)
+        self._storage.watch(store.ping, disk=not backend)
         await self._durable.open()
         self._bus = await self._hook("message_bus", handler=self._pipeline.answer) or self._bus
         self._limits.backend = await self._hook("rate_limit_backend") or self._limits.backend

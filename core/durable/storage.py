@@ -13,7 +13,7 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ from core.contract.health import Check
 STORAGE_ERRORS = (sqlite3.Error, OSError)
 #: Bytes the health probe writes: more than SQLite's free pages and WAL space could hide.
 PROBE_BYTES = 256 * 1024
+#: Seconds the store gets to answer a probe's ping.
+PING_S = 5.0
 
 
 def public_reason(exc: BaseException) -> str:
@@ -36,10 +38,25 @@ def public_reason(exc: BaseException) -> str:
 
 
 class StorageWatch:
-    """Remembers the first failed write until a write succeeds again."""
+    """Remembers the first failed write until a write, or a probe, succeeds again.
 
-    def __init__(self) -> None:
+    The probe (while failing: from ``GET /health`` and while a message is held) asks the
+    conversation store's ``ping`` whether it takes writes again and, while the built-in
+    SQLite inbox/outbox is in use, whether the data directory takes a new file. Without a
+    probe that can succeed, a failure seen after the last write of a quiet gateway would
+    hold its message and keep /health degraded until the next request.
+    """
+
+    def __init__(self, directory: Path) -> None:
         self.failure: dict[str, Any] | None = None
+        self._directory: Path | None = directory
+        self._ping: Callable[[], Awaitable[bool]] | None = None
+
+    def watch(self, ping: Callable[[], Awaitable[bool]], *, disk: bool) -> None:
+        """What the probe checks: ``ping`` (the store's) and, with ``disk``, the directory."""
+        self._ping = ping
+        if not disk:
+            self._directory = None
 
     @contextlib.contextmanager
     def writing(self, what: str) -> Iterator[None]:
@@ -65,10 +82,20 @@ class StorageWatch:
             )
             self.failure = None
 
-    async def probe(self, directory: Path) -> None:
-        """While failing: does ``directory`` take a new file again? Then writes work."""
-        if self.failure is not None:
-            with contextlib.suppress(StorageUnavailable), self.writing("write"):
+    async def probe(self) -> None:
+        """While failing: do the store and the directory take writes again?"""
+        if self.failure is None:
+            return
+        if self._ping is not None:
+            try:
+                async with asyncio.timeout(PING_S):
+                    if not await self._ping():
+                        return
+            except Exception:  # whatever it is: not yet
+                return
+        directory = self._directory
+        with contextlib.suppress(StorageUnavailable), self.writing("write"):
+            if directory is not None:
                 await asyncio.to_thread(_write_probe, directory / ".write-probe")
 
     def check(self) -> Check:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -115,7 +114,7 @@ class Pipeline:
     async def _until_storage_works(self) -> None:
         while self._storage.failure is not None:
             await asyncio.sleep(HELD_PROBE_S)
-            await self._storage.probe(Path(self._settings.data_dir))
+            await self._storage.probe()
         logger.info("storage works again: answering the message held by the failure")
 
     async def _answer_in_context(self, message: Message, handle: ReplyHandle) -> Reply:

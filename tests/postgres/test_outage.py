@@ -72,6 +72,55 @@ async def test_a_database_outage_answers_503_then_recovers(
         await proxy.close()
 
 
+async def test_a_message_held_by_a_failure_after_the_last_write_is_answered_without_traffic(
+    postgres_dsn, postgres_schema, eneca_app, talkme, tmp_path
+):
+    """The database goes away while a kept webhook is answered, and nothing else comes in:
+    the message is held, then answered and /health is ok again once the database is back,
+    with no new request to prove that writes work (the data directory, unused with
+    PostgreSQL, does not exist: the SQLite probe of it cannot be what decides)."""
+    proxy = await _proxy(postgres_dsn)
+    calls: list[str] = []
+
+    def reply(request) -> str:
+        calls.append(request.message.text)
+        if len(calls) == 1:
+            proxy.cut()  # the reply cannot be stored: the message is held
+        return f"re {request.message.text}"
+
+    try:
+        client = await eneca_app(
+            ["http_api", "talkme", "postgres"],
+            agent=ScriptedAgent(reply),
+            data_dir=tmp_path / "never-made",
+            settings={
+                "core": {"admin_keys": [ADMIN_KEY]},
+                "talkme": {"api_url": talkme.url, "typing_ttl_s": 0},
+                "postgres": {
+                    "dsn": _through(postgres_dsn, proxy),
+                    "schema": postgres_schema,
+                    "pool_size": 2,
+                },
+            },
+        )
+        response = await client.post("/webhook/talkme", json=webhook_body("held", message_id=1))
+        assert response.status == 200
+        await eventually(lambda: calls == ["held"], 10)
+        await asyncio.sleep(1.0)
+        assert (await client.get("/health")).status == 503
+        proxy.restore()
+        await eventually(lambda: talkme.sent_texts() == ["re held"], 30)
+
+        async def healthy() -> bool:
+            return (await client.get("/health")).status == 200
+
+        await eventually(healthy, 15)
+        assert not (tmp_path / "never-made").exists()
+        assert talkme.sent_texts() == ["re held"]
+    finally:
+        await proxy.close()
+
+
 # -- TalkMe and /api/chat on two nodes while the database is away for 5 s ----------------
 
 VISITORS = 4
@@ -236,15 +285,21 @@ async def test_a_five_second_outage_under_talkme_load_loses_and_repeats_nothing(
             assert {f"re {text}" for text in texts} <= answers
 
         # Both nodes healthy again without a restart, listening for notifications again.
+        reports: list[object] = []
+
         async def healthy() -> bool:
             for client in nodes:
                 response = await client.get("/health")
                 body = await response.json()
                 if response.status != 200 or not body["plugins"]["postgres"]["listening"]:
+                    reports[:] = [body]
                     return False
             return True
 
-        await eventually(healthy, 30)
+        try:
+            await eventually(healthy, 30)
+        except AssertionError as exc:
+            raise AssertionError(f"a node stays unhealthy: {reports}") from exc
         print(
             f"\n{how} outage {seen.restored_at - cut_at:.1f}s (second node {late_s:g}s later): "
             f"{len(expected)} webhooks acked ({acked_during} while it was away), "

@@ -56,7 +56,7 @@ async def _pipeline(tmp_path, agent_replies=None, **settings):
     queue = DurableQueue(tmp_path / "gateway.db")
     await queue.open()
     answered = []
-    storage = StorageWatch()
+    storage = StorageWatch(tmp_path)
     inbox = Inbox(queue, storage, lambda: answered.append(True))
     pipeline = Pipeline(CoreSettings(data_dir=tmp_path, **settings), steps.hook, inbox, storage)
     pipeline.store = RecordingStore(steps)
