@@ -119,8 +119,11 @@ class Database:
         )
         #: Statements sent (one round trip each).
         self.round_trips = 0
-        #: When (``time.monotonic()``) a statement last failed to reach the database.
+        #: When (``time.monotonic()``) a statement last failed to reach the database, or
+        #: began a wait of more than :data:`STALLED_S` for it.
         self.failed_at: float | None = None
+        #: When the database answered again after that: the first statement that worked.
+        self.back_at: float | None = None
         self._drained_at = 0.0
         #: Statements on their way, and since when (``time.monotonic()``).
         self._waiting: dict[object, float] = {}
@@ -133,12 +136,19 @@ class Database:
         :data:`RECONNECT_S` after that, when it is :data:`NEVER_S`. The other nodes were
         most likely cut off too and have not beaten again yet; taking their claims would
         send replies they already sent a second time. A node that is really gone is
-        taken over one grace period later."""
+        taken over one grace period later.
+
+        The grace counts from the database's return (:attr:`back_at`), not from the
+        failure: in an outage longer than the grace, the statements waiting for a
+        connection all along work again at once, before the other nodes, whose pools
+        reconnect on their own schedule, have beaten again."""
         now = time.monotonic()
         if self._waiting and now - min(self._waiting.values()) > STALLED_S:
             return NEVER_S
-        if self.failed_at is not None and now - self.failed_at < node_ttl_s + RECONNECT_S:
-            return NEVER_S
+        if self.failed_at is not None:
+            back = self.back_at if self.back_at is not None else now
+            if back < self.failed_at or now - back < node_ttl_s + RECONNECT_S:
+                return NEVER_S
         return node_ttl_s
 
     async def open(self, wait_s: float = 10.0) -> None:
@@ -176,8 +186,18 @@ class Database:
             if silent:
                 reason = f"no answer within {self.answer_timeout_s:g}s"
             raise DatabaseUnavailable(f"PostgreSQL: {reason}") from exc
+        else:
+            self._answered(self._waiting[token])
         finally:
             del self._waiting[token]
+
+    def _answered(self, sent_at: float) -> None:
+        """A statement sent at ``sent_at`` worked: the end of any trouble before it."""
+        now = time.monotonic()
+        if now - sent_at > STALLED_S:  # it waited as long as a failing one would
+            self.failed_at = sent_at
+        if self.failed_at is not None and (self.back_at is None or self.back_at < self.failed_at):
+            self.back_at = now
 
     async def _drain(self, failed: psycopg.AsyncConnection[Any] | None) -> None:
         """A connection died: the idle ones, made as long ago, most likely did too (each

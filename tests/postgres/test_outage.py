@@ -493,3 +493,36 @@ async def test_a_statement_stalled_on_a_silent_connection_stops_any_takeover(pos
     finally:
         await db.close()
         await proxy.close()
+
+
+async def test_the_takeover_grace_counts_from_the_database_coming_back(postgres_dsn):
+    """An outage longer than the grace (TTL + reconnect), with statements waiting for a
+    connection all along: right after the database is back they work, and this node must
+    not take the others for stopped yet (they reconnect on their own schedule). Before the
+    fix the grace counted from the failure and had run out by then (a reply sent twice in
+    the outage test with both nodes cut)."""
+    from plugins.postgres.db import NEVER_S, RECONNECT_S, Database, DatabaseUnavailable
+
+    ttl = 0.5
+    proxy = await _proxy(postgres_dsn)
+    db = Database(_through(postgres_dsn, proxy), pool_size=2, connect_timeout_s=10.0)
+    await db.open()
+    try:
+        assert await db.fetchval("SELECT 1") == 1
+        assert db.takeover_ttl(ttl) == ttl
+        proxy.cut()
+        with pytest.raises(DatabaseUnavailable):
+            await db.fetchval("SELECT 2")
+        waiting = asyncio.ensure_future(db.fetchval("SELECT 3"))  # waits for a connection
+        await asyncio.sleep(ttl + RECONNECT_S + 0.5)
+        assert db.takeover_ttl(ttl) == NEVER_S  # still away
+        proxy.restore()
+        assert await db.fetchval("SELECT 4") == 4
+        assert await waiting == 3
+        assert db.takeover_ttl(ttl) == NEVER_S  # back, the others maybe not yet
+        await asyncio.sleep(ttl + RECONNECT_S + 0.2)
+        assert await db.fetchval("SELECT 5") == 5
+        assert db.takeover_ttl(ttl) == ttl  # a node still silent now is gone
+    finally:
+        await db.close()
+        await proxy.close()
