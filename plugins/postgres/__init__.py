@@ -109,7 +109,7 @@ class PostgresPlugin:
             return None
         settings = gateway.settings
         return InProcessBus(
-            self.runtime.lane_handler(handler, defers=gateway.store is self.store),
+            self.runtime.lane_handler(handler),
             max_in_flight=settings.bus_max_in_flight,
             full_policy=settings.bus_full_policy,
             publish_timeout_s=settings.bus_publish_timeout_s,

@@ -2,10 +2,7 @@
 
 :class:`LaneHandler` wraps the gateway's handler: it takes the lane (waiting for other
 nodes in ticket order), runs the answer, and then commits the answer's writes in one
-statement that first checks the lane's epoch. A kept message takes its lane first; a
-message that was not kept (HTTP) takes it with the statement that stores its user turn
-and reads the history back (:meth:`LaneHandler.take`, called by the postgres store), so
-a turn whose lane is free costs two statements. While the handler runs, the postgres
+statement that first checks the lane's epoch. While the handler runs, the postgres
 store and queue do not write the assistant turn and the "answered + outbox row" at once
 but leave them on the :class:`Held` lane (a context variable of the answering task);
 the final statement writes them together with freeing the lane, or, when this node lost
@@ -30,21 +27,13 @@ from plugins.postgres.lanes import AheadOfItsTurn, Lanes, Lease, LeaseLost
 
 R = TypeVar("R")
 
-#: The columns of a turn as read back (:func:`plugins.postgres.store._turns`).
-TURN_COLUMNS = "role, text, channel, user_id, message_id, created_at, metadata"
-
 
 @dataclass(slots=True)
 class Held:
     """The lane an answering task holds, and the writes waiting for its final commit."""
 
-    conversation_id: str
-    #: ``None`` until taken: a message that was not kept takes its lane with the
-    #: statement that stores its turn (:meth:`LaneHandler.take`).
-    lease: Lease | None
+    lease: Lease
     handler: LaneHandler
-    #: The ids of the message(s) answered.
-    ids: list[str]
     #: Parameters of the store's turn INSERT for the assistant's turn.
     turn: tuple[Any, ...] | None = None
     #: Parameters of the queue's answer (inbox rows answered, the outbox row).
@@ -73,7 +62,7 @@ def _unavailable(exc: LeaseLost) -> StorageUnavailable:
 def held_for(conversation_id: str) -> Held | None:
     """The current task's held lane, if it is ``conversation_id``'s."""
     held = HELD.get()
-    if held is not None and held.conversation_id == conversation_id:
+    if held is not None and held.lease.conversation_id == conversation_id:
         return held
     return None
 
@@ -105,40 +94,37 @@ class LaneHandler:
         #: conversation's only pending reply (the cluster runtime's queue then hands it
         #: to the outbox without a statement of its own).
         self.claims = False
-        #: Whether a message that was not kept takes its lane with its user turn, from
-        #: the postgres store (only when that store is the gateway's: another store
-        #: would never take it, and the answer would run outside the lane).
-        self.defers = False
         s = f'"{schema}"'
         self._s = s
         self._turn_columns = (
             "conversation_id, role, text, channel, user_id, message_id, created_at, stored_at,"
             " metadata"
         )
-        #: The first try that also stores the user's turn and reads the window back.
-        self._take_with_turn = lanes.first_with(
-            f"added AS (INSERT INTO {s}.turns({self._turn_columns}) SELECT {_turn_values()}"
-            " WHERE EXISTS (SELECT 1 FROM taken) ON CONFLICT (conversation_id, role,"
-            f" message_id) WHERE message_id IS NOT NULL DO NOTHING RETURNING seq, {TURN_COLUMNS})",
-            f"SELECT {TURN_COLUMNS} FROM (SELECT seq, {TURN_COLUMNS} FROM added UNION ALL"
-            f" (SELECT seq, {TURN_COLUMNS} FROM {s}.turns WHERE conversation_id = %(t0)s"
-            " ORDER BY seq DESC LIMIT %(limit)s)) AS window_ ORDER BY seq DESC LIMIT %(limit)s",
-        )
 
     async def __call__(self, message: Message, handle: Any) -> Reply:
         ids = [*message.metadata.get(MERGED_IDS, ()), message.id]
         kept = any(id_ in self.kept for id_ in ids)
-        held = Held(message.conversation_id, None, self, ids)
-        if kept or not self.defers:
-            try:
-                await self.take(held, kept=kept)
-            except AheadOfItsTurn:
-                if self.requeue is not None:
-                    await asyncio.sleep(0.05)  # never a tight loop, whatever went wrong
-                    await self.requeue([message])
-                raise
-        # Otherwise the postgres store takes it with the user's turn (one statement).
+        try:
+            lease = await self._retrying(
+                lambda: self.lanes.acquire(message.conversation_id, ids, kept),
+                kept,
+                "take the conversation's lane",
+            )
+        except LeaseLost as exc:
+            self.kept.difference_update(ids)
+            raise _unavailable(exc) from exc
+        except AheadOfItsTurn:
+            if self.requeue is not None:
+                await asyncio.sleep(0.05)  # never a tight loop, whatever went wrong
+                await self.requeue([message])
+            raise
+        except Exception:
+            # Not in this node's lanes any more: the adopting round queues it again.
+            self.kept.difference_update(ids)
+            raise
+        held = Held(lease, self)
         token = HELD.set(held)
+        self.answering[lease.ticket] = held
         try:
             try:
                 async with asyncio.timeout(None) as held.scope:
@@ -149,7 +135,7 @@ class LaneHandler:
                 if not held.abandoned:
                     raise
                 raise LeaseLost(
-                    f"conversation {held.conversation_id}: another node took the lane while "
+                    f"conversation {lease.conversation_id}: another node took the lane while "
                     "this node was paused or cut off; the answer was abandoned"
                 ) from exc
         except BaseException as exc:
@@ -157,9 +143,8 @@ class LaneHandler:
                 # No longer in this node's lanes: if it is still unanswered and this
                 # node's, the adopting round queues it again.
                 self.kept.difference_update(ids)
-                if held.lease is not None:
-                    with contextlib.suppress(Exception):  # the reaper frees it otherwise
-                        await asyncio.shield(self.lanes.release(held.lease))
+                with contextlib.suppress(Exception):  # the reaper frees it otherwise
+                    await asyncio.shield(self.lanes.release(lease))
             if isinstance(exc, LeaseLost):
                 raise _unavailable(exc) from exc
             if isinstance(exc, DatabaseUnavailable):
@@ -167,43 +152,8 @@ class LaneHandler:
             raise
         finally:
             HELD.reset(token)
-            if held.lease is not None:
-                self.answering.pop(held.lease.ticket, None)
+            self.answering.pop(lease.ticket, None)
         return reply
-
-    async def take(
-        self,
-        held: Held,
-        *,
-        kept: bool = False,
-        turn: tuple[Any, ...] | None = None,
-        limit: int | None = None,
-    ) -> Lease:
-        """Take ``held``'s lane (waiting in ticket order). With ``turn`` (the store's row
-        of the user's turn) the first try also stores it and reads the newest ``limit``
-        turns back: the lease's ``window``, when that try took the lane."""
-        first = None
-        if turn is not None:
-            params = dict(zip([f"t{i}" for i in range(len(turn))], turn, strict=True))
-            first = (self._take_with_turn, {**params, "limit": limit})
-        try:
-            lease = await self._retrying(
-                lambda: self.lanes.acquire(held.conversation_id, held.ids, kept, first),
-                kept,
-                "take the conversation's lane",
-            )
-        except LeaseLost as exc:
-            self.kept.difference_update(held.ids)
-            raise _unavailable(exc) from exc
-        except AheadOfItsTurn:
-            raise
-        except Exception:
-            # Not in this node's lanes any more: the adopting round queues it again.
-            self.kept.difference_update(held.ids)
-            raise
-        held.lease = lease
-        self.answering[lease.ticket] = held
-        return lease
 
     def abandon(self, still_held: set[tuple[str, int]]) -> int:
         """Stop every answer in progress whose lane (conversation, epoch) is not in
@@ -213,7 +163,7 @@ class LaneHandler:
         stopped = 0
         for held in list(self.answering.values()):
             lease = held.lease
-            if held.done or held.abandoned or held.scope is None or lease is None:
+            if held.done or held.abandoned or held.scope is None:
                 continue
             if (lease.conversation_id, lease.epoch) in still_held:
                 continue
@@ -225,12 +175,10 @@ class LaneHandler:
     async def finish(self, held: Held) -> None:
         """The answer's final commit (the queue calls it for a kept message, as its
         ``answer``); raises :class:`LeaseLost` when the lane was lost meanwhile."""
-        if held.lease is None:  # nothing stored the user's turn (no store call): take it now
-            await self.take(held)
         if not await self.commit(held):
             self.fenced += 1
             raise LeaseLost(
-                f"conversation {held.conversation_id}: this node lost its lane while "
+                f"conversation {held.lease.conversation_id}: this node lost its lane while "
                 "answering (paused past its lease); nothing was stored"
             )
         held.done = True
@@ -260,7 +208,6 @@ class LaneHandler:
         only while the lane is still held with its epoch. True when it was."""
         s = self._s
         lease = held.lease
-        assert lease is not None, "the lane is taken before its final commit"
         params: dict[str, Any] = {
             "cid": lease.conversation_id,
             "me": self.lanes.node_id,
@@ -271,8 +218,12 @@ class LaneHandler:
         if held.turn is not None:
             names = [f"t{i}" for i in range(len(held.turn))]
             params.update(zip(names, held.turn, strict=True))
+            values = ", ".join(
+                f"%({name})s" if name != "t7" else "extract(epoch FROM clock_timestamp()), %(t7)s"
+                for name in names
+            )
             parts.append(
-                f"turn AS (INSERT INTO {s}.turns({self._turn_columns}) SELECT {_turn_values()}"
+                f"turn AS (INSERT INTO {s}.turns({self._turn_columns}) SELECT {values}"
                 " WHERE EXISTS (SELECT 1 FROM fence) ON CONFLICT (conversation_id, role,"
                 " message_id) WHERE message_id IS NOT NULL DO NOTHING)"
             )
@@ -318,10 +269,3 @@ class LaneHandler:
         [(fence, claimed)] = await self.db.fetch(sql, params)
         held.claimed = claimed
         return bool(fence)
-
-
-def _turn_values() -> str:
-    """The values of a turn's INSERT from the parameters ``t0`` .. ``t7`` (a store row)."""
-    return ", ".join(
-        f"%(t{i})s" if i != 7 else "extract(epoch FROM clock_timestamp()), %(t7)s" for i in range(8)
-    )

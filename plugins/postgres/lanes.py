@@ -47,9 +47,6 @@ class Lease:
     conversation_id: str
     ticket: int
     epoch: int
-    #: The conversation's newest turns (rows), when the statement that took the lane also
-    #: stored the message's turn and read the window (see :meth:`Lanes.acquire`).
-    window: list[tuple[Any, ...]] | None = None
 
 
 def channel_name(schema: str) -> str:
@@ -97,7 +94,7 @@ class Lanes:
         #: The first try: a kept message's ticket (the lowest of the messages answered
         #: together), or a new ticket for a message that was not kept (HTTP). A kept
         #: message whose ticket is gone was settled elsewhere: no ticket, no lane.
-        self._first_ctes = (
+        self._first = (
             f"WITH kept AS (SELECT min(seq) AS seq FROM {s}.tickets"
             " WHERE inbox_id = ANY(%(ids)s::text[])),"
             f" is_kept AS (SELECT EXISTS (SELECT 1 FROM {s}.inbox"
@@ -107,15 +104,10 @@ class Lanes:
             " t AS (SELECT COALESCE((SELECT seq FROM kept), (SELECT seq FROM tk)) AS seq,"
             f" LEAST(({head}), (SELECT seq FROM tk)) AS head),"
             f" taken AS ({take})"
-        )
-        #: The ticket, the epoch taken (``None``: not this time) and whether the line's
-        #: head is an older kept message of this node's (:class:`AheadOfItsTurn`).
-        self._outcome = (
-            "(SELECT seq FROM t) AS seq, (SELECT epoch FROM taken) AS epoch,"
+            " SELECT (SELECT seq FROM t), (SELECT epoch FROM taken),"
             f" (SELECT node_id = %(me)s AND inbox_id IS NOT NULL FROM {s}.tickets"
-            " WHERE seq = (SELECT head FROM t) AND seq != (SELECT seq FROM t)) AS behind"
+            " WHERE seq = (SELECT head FROM t) AND seq != (SELECT seq FROM t))"
         )
-        self._first = f"{self._first_ctes} SELECT {self._outcome}"
         #: Another try with a known ticket (``None``: the ticket is gone).
         self._try = (
             f"WITH t AS (SELECT seq, ({head}) AS head FROM {s}.tickets"
@@ -166,25 +158,11 @@ class Lanes:
             f" AND seq {compare})"
         )
 
-    def first_with(self, ctes: str, rows: str) -> str:
-        """The first try (:meth:`acquire`) extended: ``ctes`` may use ``taken`` (a row
-        when the lane was taken) and ``rows`` is a query whose rows come back as each
-        result row's tail (none when the lane was not taken)."""
-        return (
-            f"{self._first_ctes}, {ctes} SELECT o.seq, o.epoch, o.behind, w.*"
-            f" FROM (SELECT {self._outcome}) AS o LEFT JOIN LATERAL ({rows}) AS w"
-            " ON o.epoch IS NOT NULL"
-        )
-
     def _params(self, **params: object) -> dict[str, object]:
         return {"me": self.node_id, "ttl": self.db.takeover_ttl(self.node_ttl_s), **params}
 
     async def acquire(
-        self,
-        conversation_id: str,
-        message_ids: Sequence[str],
-        kept: bool = False,
-        first: tuple[str, dict[str, Any]] | None = None,
+        self, conversation_id: str, message_ids: Sequence[str], kept: bool = False
     ) -> Lease:
         """Wait for the lane of ``conversation_id`` in ticket order and take it.
 
@@ -195,9 +173,6 @@ class Lanes:
         ticket (a kept message answered by another node, or this node taken for dead and
         its place given up). Failing or cancelled, it gives a new ticket up (later, in
         the background, when the database is away meanwhile).
-
-        ``first``: a statement made by :meth:`first_with` and its own parameters, sent as
-        the first try; when it takes the lane, its rows are the lease's ``window``.
         """
         event = asyncio.Event()
         waiters = self._waiters.setdefault(conversation_id, set())
@@ -205,15 +180,10 @@ class Lanes:
         seq: int | None = None
         request = message_ids[-1]
         try:
-            params = self._params(cid=conversation_id, ids=list(message_ids), rid=request)
-            window: list[tuple[Any, ...]] | None = None
-            if first is None:
-                [(seq, epoch, behind)] = await self.db.fetch(self._first, params)
-            else:
-                rows = await self.db.fetch(first[0], {**params, **first[1]})
-                seq, epoch, behind = rows[0][:3]
-                if epoch is not None:
-                    window = [row[3:] for row in rows if row[3] is not None]
+            [(seq, epoch, behind)] = await self.db.fetch(
+                self._first,
+                self._params(cid=conversation_id, ids=list(message_ids), rid=request),
+            )
             while epoch is None:
                 if seq is None:
                     raise LeaseLost(f"conversation {conversation_id}: no place in line")
@@ -226,7 +196,7 @@ class Lanes:
                 [(seq, epoch, behind)] = await self.db.fetch(
                     self._try, self._params(cid=conversation_id, seq=seq)
                 )
-            return Lease(conversation_id, seq, epoch, window)
+            return Lease(conversation_id, seq, epoch)
         except AheadOfItsTurn:
             raise  # a kept message: its ticket stays
         except BaseException as exc:

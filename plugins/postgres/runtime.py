@@ -67,16 +67,11 @@ class ClusterRuntime:
     async def stop(self) -> None:
         await self.node.stop()
 
-    def lane_handler(
-        self, handler: Callable[[Message, Any], Awaitable[Any]], defers: bool = False
-    ) -> LaneHandler:
-        """The gateway's handler inside cluster lanes; ``defers``: the gateway's store is
-        this plugin's (it takes an HTTP message's lane with the user turn)."""
+    def lane_handler(self, handler: Callable[[Message, Any], Awaitable[Any]]) -> LaneHandler:
         wrapped = LaneHandler(
             handler, self.db, self.schema, self.node.lanes, self.kept, self._requeue_later
         )
         wrapped.claims = True
-        wrapped.defers = defers
         self.handlers.append(wrapped)
         return wrapped
 

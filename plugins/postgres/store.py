@@ -19,14 +19,14 @@ from typing import Any, cast
 from loguru import logger
 
 from core import ApiError, ConversationInfo, Role, Turn
-from plugins.postgres.answering import TURN_COLUMNS, held_for
+from plugins.postgres.answering import held_for
 from plugins.postgres.db import Database, DatabaseUnavailable
 
 #: Conversations removed per statement by :meth:`PostgresConversationStore.purge_idle`.
 PURGE_BATCH = 500
 
 _NOW = "extract(epoch FROM clock_timestamp())"
-_COLUMNS = TURN_COLUMNS
+_COLUMNS = "role, text, channel, user_id, message_id, created_at, metadata"
 
 
 def to_db(value: str) -> bytes:
@@ -92,12 +92,10 @@ class PostgresConversationStore:
         lane's fenced final commit (:mod:`plugins.postgres.answering`), with the rest.
         """
         row = _turn_row(conversation_id, turn)
-        held = held_for(conversation_id)
-        if held is not None and turn.role == "assistant" and held.turn is None:
+        held = held_for(conversation_id) if turn.role == "assistant" else None
+        if held is not None and held.turn is None:
             held.turn = row
             return
-        if held is not None and held.lease is None:
-            await held.handler.take(held)
         await self.db.execute(self._insert, row)
 
     async def history(
@@ -124,12 +122,6 @@ class PostgresConversationStore:
             await self.append(conversation_id, turn)
             return []
         row = _turn_row(conversation_id, turn)
-        held = held_for(conversation_id)
-        if held is not None and held.lease is None:
-            # The lane, the turn and the window in one statement when the lane is free.
-            lease = await held.handler.take(held, turn=row, limit=limit)
-            if lease.window is not None:
-                return _turns(lease.window, max_chars)
         rows = await self.db.fetch(self._append_and_newest, (*row, row[0], limit, limit))
         return _turns(rows, max_chars)
 

@@ -30,9 +30,7 @@ class Node:
         self.lanes.POLL_S = 0.05
         self.queue = PostgresDurableQueue(db, schema, node_id=node_id, node_ttl_s=TTL)
         self.store = PostgresConversationStore(db, schema, max_messages=None)
-        # The queue's kept ids, shared as the cluster runtime shares them.
-        self.handler = LaneHandler(self.answer, db, schema, self.lanes, self.queue.kept)
-        self.handler.defers = True  # its answer starts with the postgres store, as here
+        self.handler = LaneHandler(self.answer, db, schema, self.lanes)
         self.reply_text = "ok"
         self.release = asyncio.Event()
         self.release.set()
@@ -267,11 +265,8 @@ async def test_a_lane_given_up_while_the_database_is_away_is_freed_when_it_is_ba
     a.lanes.POLL_S = 0.1
     a.lanes.db = Flaky(a.lanes.db, "freed AS", "away")
 
-    async def fails(message, handle):  # the lane is taken with the user's turn, then...
-        await a.store.append_and_history(
-            message.conversation_id, Turn("user", message.text, message_id=message.id)
-        )
-        raise StorageUnavailable("store the answer")
+    async def fails(message, handle):
+        raise StorageUnavailable("store the conversation")
 
     a.handler.inner = fails
     with pytest.raises(StorageUnavailable):
