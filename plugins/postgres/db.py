@@ -38,6 +38,15 @@ STALLED_S = 1.0
 #: A heartbeat older than this is "never" stale: see :meth:`Database.takeover_ttl`.
 NEVER_S = 10 * 365 * 86400.0
 
+#: A select-list item that lets its statement's own transaction commit without waiting
+#: for the disk (``synchronous_commit`` off for that transaction only: no session state,
+#: so it is safe behind PgBouncer). Only for writes nothing is acknowledged on, each
+#: followed by a commit that waits: the lane taken and the user's turn stored before an
+#: answer, whose fenced final commit then flushes them with it (the write-ahead log is
+#: flushed in order). A crash of the database before that commit can lose them; the
+#: answer then fails its fence, and nothing acknowledged depended on them.
+NO_FLUSH = "set_config('synchronous_commit', 'off', true)"
+
 #: What a broken, unreachable or read-only database raises inside psycopg (a fail-over
 #: can reach a standby first: its writes fail until the promoted server is reached).
 DB_ERRORS: tuple[type[BaseException], ...] = (

@@ -4,7 +4,9 @@ A node takes a *ticket* (its place in the conversation's line) when a message ar
 then :meth:`Lanes.acquire` waits until that ticket is the conversation's lowest live one
 and the lane is free (or its holder's node is dead by the database clock), and takes the
 lane with a new epoch. The answer's final write is fenced by that epoch (see
-:meth:`Lanes.fence_sql`): a node paused past its lease commits nothing. Wake-ups come by
+:meth:`Lanes.fence_sql`): a node paused past its lease commits nothing. Taking a lane
+does not wait for the disk (:data:`~plugins.postgres.db.NO_FLUSH`): the final commit
+does, and a take lost with a crash of the database only fails that fence. Wake-ups come by
 ``LISTEN/NOTIFY`` when a lane is released, with a poll every second behind them, since
 notifications are lost while a listening connection reconnects.
 """
@@ -20,7 +22,7 @@ from typing import Any
 from loguru import logger
 
 from core import EnecaError
-from plugins.postgres.db import Database, DatabaseUnavailable, never_sent
+from plugins.postgres.db import NO_FLUSH, Database, DatabaseUnavailable, never_sent
 
 
 class LeaseLost(Exception):
@@ -106,7 +108,7 @@ class Lanes:
             f" taken AS ({take})"
             " SELECT (SELECT seq FROM t), (SELECT epoch FROM taken),"
             f" (SELECT node_id = %(me)s AND inbox_id IS NOT NULL FROM {s}.tickets"
-            " WHERE seq = (SELECT head FROM t) AND seq != (SELECT seq FROM t))"
+            f" WHERE seq = (SELECT head FROM t) AND seq != (SELECT seq FROM t)), {NO_FLUSH}"
         )
         #: Another try with a known ticket (``None``: the ticket is gone).
         self._try = (
@@ -115,7 +117,7 @@ class Lanes:
             f" taken AS ({take})"
             " SELECT (SELECT seq FROM t), (SELECT epoch FROM taken),"
             f" (SELECT node_id = %(me)s AND inbox_id IS NOT NULL FROM {s}.tickets"
-            " WHERE seq = (SELECT head FROM t) AND seq != (SELECT seq FROM t))"
+            f" WHERE seq = (SELECT head FROM t) AND seq != (SELECT seq FROM t)), {NO_FLUSH}"
         )
         #: Give the lane up without an answer (cancelled, failed...): a ticket of a message
         #: that was not kept goes; a kept message keeps its place for whoever answers it.
@@ -180,7 +182,7 @@ class Lanes:
         seq: int | None = None
         request = message_ids[-1]
         try:
-            [(seq, epoch, behind)] = await self.db.fetch(
+            [(seq, epoch, behind, _)] = await self.db.fetch(
                 self._first,
                 self._params(cid=conversation_id, ids=list(message_ids), rid=request),
             )
@@ -193,7 +195,7 @@ class Lanes:
                     async with asyncio.timeout(self.POLL_S):  # not wait_for: see Outbox._run
                         await event.wait()
                 event.clear()
-                [(seq, epoch, behind)] = await self.db.fetch(
+                [(seq, epoch, behind, _)] = await self.db.fetch(
                     self._try, self._params(cid=conversation_id, seq=seq)
                 )
             return Lease(conversation_id, seq, epoch)

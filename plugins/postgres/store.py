@@ -20,7 +20,7 @@ from loguru import logger
 
 from core import ApiError, ConversationInfo, Role, Turn
 from plugins.postgres.answering import held_for
-from plugins.postgres.db import Database, DatabaseUnavailable
+from plugins.postgres.db import NO_FLUSH, Database, DatabaseUnavailable
 
 #: Conversations removed per statement by :meth:`PostgresConversationStore.purge_idle`.
 PURGE_BATCH = 500
@@ -66,22 +66,30 @@ class PostgresConversationStore:
         self.node_id = node_id or "single"
         s = f'"{schema}"'
         self._s = s
-        self._insert = (
+        insert = (
             f"INSERT INTO {s}.turns(conversation_id, role, text, channel, user_id, message_id,"
-            f" created_at, stored_at, metadata) VALUES (%s, %s, %s, %s, %s, %s, %s, {_NOW}, %s)"
-            " ON CONFLICT (conversation_id, role, message_id) WHERE message_id IS NOT NULL"
-            " DO NOTHING"
+            " created_at, stored_at, metadata) {source} ON CONFLICT (conversation_id, role,"
+            " message_id) WHERE message_id IS NOT NULL DO NOTHING"
         )
+        values = f"%s, %s, %s, %s, %s, %s, %s, {_NOW}, %s"
+        self._insert = insert.format(source=f"VALUES ({values})")
         self._newest = (
             f"SELECT {_COLUMNS} FROM {s}.turns WHERE conversation_id = %s"
             " ORDER BY seq DESC LIMIT %s"
         )
-        self._append_and_newest = (
-            f"WITH added AS ({self._insert} RETURNING seq, {_COLUMNS})"
-            f" SELECT {_COLUMNS} FROM (SELECT seq, {_COLUMNS} FROM added UNION ALL"
-            f" (SELECT seq, {_COLUMNS} FROM {s}.turns WHERE conversation_id = %s"
-            " ORDER BY seq DESC LIMIT %s)) AS window_ ORDER BY seq DESC LIMIT %s"
+        newest = (
+            f" RETURNING seq, {_COLUMNS}) SELECT {_COLUMNS} FROM (SELECT seq, {_COLUMNS}"
+            f" FROM added UNION ALL (SELECT seq, {_COLUMNS} FROM {s}.turns"
+            " WHERE conversation_id = %s ORDER BY seq DESC LIMIT %s)) AS window_"
+            " ORDER BY seq DESC LIMIT %s"
         )
+        self._append_and_newest = f"WITH added AS ({self._insert}{newest}"
+        #: The same for a turn stored inside a cluster lane, before its answer: its
+        #: commit does not wait for the disk, since the answer's fenced final commit does
+        #: (see :data:`~plugins.postgres.db.NO_FLUSH`); a message that was acknowledged
+        #: (kept) is in the inbox, whose row stays unanswered until that commit.
+        no_flush = insert.format(source=f"SELECT {values} FROM (SELECT {NO_FLUSH}) AS no_flush")
+        self._append_and_newest_in_lane = f"WITH added AS ({no_flush}{newest}"
 
     # -- ConversationStore ------------------------------------------------------------------
 
@@ -122,7 +130,12 @@ class PostgresConversationStore:
             await self.append(conversation_id, turn)
             return []
         row = _turn_row(conversation_id, turn)
-        rows = await self.db.fetch(self._append_and_newest, (*row, row[0], limit, limit))
+        sql = (
+            self._append_and_newest
+            if held_for(conversation_id) is None
+            else (self._append_and_newest_in_lane)
+        )
+        rows = await self.db.fetch(sql, (*row, row[0], limit, limit))
         return _turns(rows, max_chars)
 
     async def clear(self, conversation_id: str) -> int:
