@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
 import urllib.request
 from collections import defaultdict
@@ -47,16 +48,23 @@ def _send(
     url: str, rate: float, seconds: float, visitors: int, run: str, timeout: float
 ) -> dict[str, Any]:
     """Run the open-loop webhook sender; its JSON report."""
-    spec = {"url": url, "rate": rate, "seconds": seconds, "visitors": visitors, "run": run}
-    done = servers.subprocess.run(
-        [sys.executable, str(WEBHOOKS), json.dumps(spec)],
-        capture_output=True,
-        timeout=timeout,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"webhook load failed:\n{done.stderr.decode()[-3000:]}")
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
+    with tempfile.TemporaryDirectory(prefix="eneca-webhooks-") as folder:
+        # The report goes to a file: once, the sender's stdout held a report cut at
+        # 128 KiB and then another line (a JSONDecodeError; its cause was not found).
+        out = Path(folder) / "report.json"
+        spec = {
+            "url": url, "rate": rate, "seconds": seconds, "visitors": visitors, "run": run,
+            "out": str(out),
+        }  # fmt: skip
+        done = servers.subprocess.run(
+            [sys.executable, str(WEBHOOKS), json.dumps(spec)],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0 or not out.exists():
+            raise RuntimeError(f"webhook load failed:\n{done.stderr.decode()[-3000:]}")
+        return json.loads(out.read_text())  # type: ignore[no-any-return]
 
 
 def _wait_delivered(api_url: str, count: int, timeout: float) -> int:

@@ -1,6 +1,7 @@
 """Open-loop TalkMe webhook load, run in its own process: ``rate`` webhooks a second for
 ``seconds``, spread over ``visitors`` visitors (each one's messages in order, a few seconds
-apart), whatever the server's pace. Prints JSON: each webhook's visitor, send time
+apart), whatever the server's pace. Writes JSON to the spec's ``out`` file (else prints
+it): each webhook's visitor, send time
 (``time.monotonic()``), ack latency and status, and the server's CPU seconds.
 
     python benchmarks/webhooks.py '{"url": "http://127.0.0.1:8000/webhook/talkme",
@@ -83,7 +84,12 @@ def main() -> None:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    print(json.dumps(runner(drive(json.loads(sys.argv[1])))))
+    spec = json.loads(sys.argv[1])
+    report = json.dumps(runner(drive(spec)))
+    if spec.get("out"):
+        Path(spec["out"]).write_text(report)
+    else:
+        print(report)
 
 
 if __name__ == "__main__":
