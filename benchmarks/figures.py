@@ -55,6 +55,11 @@ def summarize_load(raw: dict[str, Any]) -> dict[str, Any]:
         figures["db_cpu_ms_per_req"] = _per_request(database, requests)
     total = None if server is None else server + (database or 0.0)
     figures["total_cpu_ms_per_req"] = _per_request(total, requests)
+    if raw.get("machine_busy_s") is not None and raw["wall_s"]:
+        # How many of the machine's cores were busy (every process), and the load
+        # generator's own share: what a second worker could still use.
+        figures["machine_busy_cores"] = round(raw["machine_busy_s"] / raw["wall_s"], 2)
+        figures["loadgen_cpu_ms_per_req"] = _per_request(raw["loadgen_cpu_s"], requests)
     if firsts:
         figures.update(
             first_chunk_p50_ms=ms(percentile(firsts, 50)),

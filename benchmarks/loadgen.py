@@ -30,7 +30,7 @@ import aiohttp
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.procstats import cpu_ns, cpu_seconds, database_backends
+from benchmarks.procstats import cpu_ns, cpu_seconds, database_backends, machine_busy_seconds
 
 MESSAGE = "hello, what are your opening hours and do you deliver on Sundays?"
 
@@ -140,6 +140,7 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
         ns_before = sum(cpu_ns(pid) for pid in pids)
         database = spec.get("database_cpu") and pids
         db_before = {pid: cpu_ns(pid) for pid in database_backends(pids)} if database else {}
+        machine_before, own_before = machine_busy_seconds(), time.process_time()
         started = time.perf_counter()
         await asyncio.gather(
             *(
@@ -148,6 +149,8 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
             )
         )
         wall = time.perf_counter() - started
+        machine = machine_busy_seconds() - machine_before
+        own = time.process_time() - own_before
         cpu = (sum(cpu_seconds(pid) for pid in pids) - cpu_before) if pids else None
         threads_cpu = (sum(cpu_ns(pid) for pid in pids) - ns_before) / 1e9 if pids else None
         db_cpu = None
@@ -162,6 +165,8 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
         "server_cpu_s": cpu,
         "server_threads_cpu_s": threads_cpu,
         "database_cpu_s": db_cpu,
+        "machine_busy_s": machine,
+        "loadgen_cpu_s": own,
         "latencies": results.latencies,
         "first_chunks": results.first_chunks,
         "per_turn": results.per_turn,

@@ -34,6 +34,14 @@ def cpu_ns(pid: int) -> int:
     return total
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy since boot (``/proc/stat``:
+    all but idle and iowait), for how much of the machine a run used."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / _TICK
+
+
 def memory_mb(pid: int) -> dict[str, float]:
     """``rss`` (now) and ``peak`` (high-water mark) resident memory of ``pid`` in MB."""
     figures = {"rss": 0.0, "peak": 0.0}

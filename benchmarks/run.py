@@ -444,6 +444,8 @@ def _brief(figures: dict[str, Any], scenario: LoadScenario) -> str:
         )
         if load.get("db_cpu_ms_per_req") is not None:
             text += f" (+ database {load['db_cpu_ms_per_req']})"
+        if load.get("machine_busy_cores") is not None:
+            text += f"; machine {load['machine_busy_cores']} cores busy"
         if "first_chunk_p50_ms" in load:
             text += f" first {load['first_chunk_p50_ms']}/{load['first_chunk_p99_ms']} ms"
         if "last10_vs_first10_latency" in load:
@@ -553,10 +555,22 @@ def run_workers(
                 log(f"   round {number + 1} {kind:<8} {_brief(one_round[kind], scenario)}")
             results.append(one_round)
     summary: dict[str, Any] = {}
-    for key in ("req_s", "cpu_ms_per_req", "total_cpu_ms_per_req", "p50_ms", "p99_ms"):
+    for key in (
+        "req_s",
+        "cpu_ms_per_req",
+        "total_cpu_ms_per_req",
+        "p50_ms",
+        "p99_ms",
+        "machine_busy_cores",
+        "loadgen_cpu_ms_per_req",
+    ):
         series = {kind: [r[kind]["chat"].get(key) for r in results] for kind in plan}
         summary[key] = {kind: median(values) for kind, values in series.items()}
         summary[key]["workers2/workers1"] = ratios(series["workers2"], series["workers1"])
+    # The most any number of workers could serve against one, were every core used:
+    # the machine's cores over the cores one worker's run kept busy (every process).
+    busy = [r["workers1"]["chat"].get("machine_busy_cores") for r in results]
+    summary["ceiling_vs_workers1"] = ratios([float(os.cpu_count() or 1)] * len(busy), busy)
     summary["peak_rss_mb"] = {
         kind: median(r[kind]["peak_rss_mb"] for r in results) for kind in plan
     }
@@ -821,6 +835,13 @@ def side_by_side(report: dict[str, Any]) -> list[dict[str, Any]]:
             ratio,
             f">= {WORKERS_SPEEDUP}x",
             None if ratio is None else ratio >= WORKERS_SPEEDUP,
+        )
+        busy = workers["machine_busy_cores"]
+        row("machine cores busy, --workers 1 / 2", None, f"{busy['workers1']} / {busy['workers2']}")
+        row(
+            "most any --workers could serve vs one (cores / busy at one)",
+            None,
+            workers["ceiling_vs_workers1"],
         )
     return rows
 
