@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from core.contract.events import Message, public_metadata
+
 Role = Literal["user", "assistant", "system", "tool"]
 
 
@@ -33,6 +35,21 @@ class Turn:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+
+    @classmethod
+    def of_message(cls, message: Message) -> Turn:
+        """The user's turn the gateway stores for ``message`` before the agent runs (the
+        channel's private metadata left out). A store that writes it ahead (in the same
+        round trip as other work) writes exactly this."""
+        return cls(
+            "user",
+            message.text,
+            message.channel,
+            message.user_id,
+            message.message_id or message.id,
+            message.received_at,
+            public_metadata(message.metadata),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from core import tracing
 from core.config.settings import CoreSettings
 from core.contract.agent import Agent, AgentRequest, Tool
 from core.contract.errors import StorageUnavailable
-from core.contract.events import MERGED_IDS, Message, Reply, ReplyError, public_metadata
+from core.contract.events import MERGED_IDS, Message, Reply, ReplyError
 from core.contract.store import ConversationStore, Turn
 from core.durable.inbox import Inbox
 from core.durable.storage import StorageWatch
@@ -120,15 +120,7 @@ class Pipeline:
     async def _answer_in_context(self, message: Message, handle: ReplyHandle) -> Reply:
         store = self.store
         assert store is not None, "the gateway has not started"
-        turn = Turn(
-            "user",
-            message.text,
-            message.channel,
-            message.user_id,
-            message.message_id or message.id,
-            message.received_at,
-            public_metadata(message.metadata),
-        )
+        turn = Turn.of_message(message)
         history: list[Turn] | None = None
         # One step when the store offers it (core.contract.store.AppendsWithHistory).
         append_and_history = getattr(store, "append_and_history", None)

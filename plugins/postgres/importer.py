@@ -11,7 +11,7 @@ from typing import Any
 
 from core import PluginError
 from plugins.postgres.settings import PostgresSettings
-from plugins.postgres.store import to_db
+from plugins.postgres.turns import to_db
 
 BATCH = 1000
 
