@@ -108,8 +108,10 @@ class PostgresPlugin:
         if self.runtime is None:
             return None
         settings = gateway.settings
+        ours = self.store is not None and gateway.store is self.store
+        window = (ours, self.store.max_messages if ours else None)
         return InProcessBus(
-            self.runtime.lane_handler(handler),
+            self.runtime.lane_handler(handler, window),
             max_in_flight=settings.bus_max_in_flight,
             full_policy=settings.bus_full_policy,
             publish_timeout_s=settings.bus_publish_timeout_s,

@@ -2,7 +2,11 @@
 
 :class:`LaneHandler` wraps the gateway's handler: it takes the lane (waiting for other
 nodes in ticket order), runs the answer, and then commits the answer's writes in one
-statement that first checks the lane's epoch. While the handler runs, the postgres
+statement that first checks the lane's epoch. A message that was not kept (HTTP) takes
+its lane with the statement that also stores its user turn and reads the window back,
+when its lane is free and the gateway's store is the postgres store
+(:attr:`LaneHandler.window`): the store then hands that window out without a statement of
+its own, so such a turn costs two statements. While the handler runs, the postgres
 store and queue do not write the assistant turn and the "answered + outbox row" at once
 but leave them on the :class:`Held` lane (a context variable of the answering task);
 the final statement writes them together with freeing the lane, or, when this node lost
@@ -21,9 +25,17 @@ from typing import Any, TypeVar
 
 from loguru import logger
 
-from core import MERGED_IDS, Message, Reply, StorageUnavailable
+from core import MERGED_IDS, Message, Reply, StorageUnavailable, Turn
 from plugins.postgres.db import Database, DatabaseUnavailable
 from plugins.postgres.lanes import AheadOfItsTurn, Lanes, Lease, LeaseLost
+from plugins.postgres.turns import (
+    RETURNING,
+    insert_sql,
+    named_params,
+    named_values,
+    turn_row,
+    window_sql,
+)
 
 R = TypeVar("R")
 
@@ -48,6 +60,9 @@ class Held:
     #: The outbox row the final commit queued and claimed for this node (it was its
     #: conversation's only pending reply): the outbox sends it without a look of its own.
     claimed: int | None = None
+    #: The user's turn stored with the lane taken (its row), the window's bound and the
+    #: window read back (newest first), for the store to hand out once.
+    opened: tuple[tuple[Any, ...], int | None, list[tuple[Any, ...]]] | None = None
 
 
 #: The lane held by the current task (``None`` outside an answer, or without cluster lanes).
@@ -94,19 +109,29 @@ class LaneHandler:
         #: conversation's only pending reply (the cluster runtime's queue then hands it
         #: to the outbox without a statement of its own).
         self.claims = False
+        #: Whether a message that was not kept takes its lane with its user turn stored
+        #: and the newest ``window_limit`` turns read back (only when the gateway's store
+        #: is this plugin's store: another store would store the turn again).
+        self.window = False
+        self.window_limit: int | None = None
         s = f'"{schema}"'
         self._s = s
-        self._turn_columns = (
-            "conversation_id, role, text, channel, user_id, message_id, created_at, stored_at,"
-            " metadata"
+        stored = insert_sql(s, f"SELECT {named_values()} WHERE EXISTS (SELECT 1 FROM fresh)")
+        self._take_with_turn = lanes.first_with(
+            f"added AS ({stored}{RETURNING})", window_sql(s, "%(t0)s", "%(limit)s")
         )
 
     async def __call__(self, message: Message, handle: Any) -> Reply:
         ids = [*message.metadata.get(MERGED_IDS, ()), message.id]
         kept = any(id_ in self.kept for id_ in ids)
+        first: tuple[str, dict[str, Any]] | None = None
+        row: tuple[Any, ...] = ()
+        if self.window and not kept:
+            row = turn_row(message.conversation_id, Turn.of_message(message))
+            first = (self._take_with_turn, {**named_params(row), "limit": self.window_limit})
         try:
             lease = await self._retrying(
-                lambda: self.lanes.acquire(message.conversation_id, ids, kept),
+                lambda: self.lanes.acquire(message.conversation_id, ids, kept, first),
                 kept,
                 "take the conversation's lane",
             )
@@ -123,6 +148,8 @@ class LaneHandler:
             self.kept.difference_update(ids)
             raise
         held = Held(lease, self)
+        if lease.rows is not None:
+            held.opened = (row, self.window_limit, lease.rows)
         token = HELD.set(held)
         self.answering[lease.ticket] = held
         try:
@@ -216,17 +243,9 @@ class LaneHandler:
         }
         parts = [f"fence AS ({self.lanes.fence_sql()})"]
         if held.turn is not None:
-            names = [f"t{i}" for i in range(len(held.turn))]
-            params.update(zip(names, held.turn, strict=True))
-            values = ", ".join(
-                f"%({name})s" if name != "t7" else "extract(epoch FROM clock_timestamp()), %(t7)s"
-                for name in names
-            )
-            parts.append(
-                f"turn AS (INSERT INTO {s}.turns({self._turn_columns}) SELECT {values}"
-                " WHERE EXISTS (SELECT 1 FROM fence) ON CONFLICT (conversation_id, role,"
-                " message_id) WHERE message_id IS NOT NULL DO NOTHING)"
-            )
+            params.update(named_params(held.turn))
+            source = f"SELECT {named_values()} WHERE EXISTS (SELECT 1 FROM fence)"
+            parts.append(f"turn AS ({insert_sql(s, source)})")
         if held.answer is not None:
             params.update({f"a_{key}": value for key, value in held.answer.items()})
             parts.append(

@@ -49,6 +49,9 @@ class Lease:
     conversation_id: str
     ticket: int
     epoch: int
+    #: The rows of the statement that took the lane, when it was a :meth:`Lanes.first_with`
+    #: statement (``None`` otherwise, or when a later try took it).
+    rows: list[tuple[Any, ...]] | None = None
 
 
 def channel_name(schema: str) -> str:
@@ -96,7 +99,7 @@ class Lanes:
         #: The first try: a kept message's ticket (the lowest of the messages answered
         #: together), or a new ticket for a message that was not kept (HTTP). A kept
         #: message whose ticket is gone was settled elsewhere: no ticket, no lane.
-        self._first = (
+        self._first_ctes = (
             f"WITH kept AS (SELECT min(seq) AS seq FROM {s}.tickets"
             " WHERE inbox_id = ANY(%(ids)s::text[])),"
             f" is_kept AS (SELECT EXISTS (SELECT 1 FROM {s}.inbox"
@@ -106,10 +109,17 @@ class Lanes:
             " t AS (SELECT COALESCE((SELECT seq FROM kept), (SELECT seq FROM tk)) AS seq,"
             f" LEAST(({head}), (SELECT seq FROM tk)) AS head),"
             f" taken AS ({take})"
-            " SELECT (SELECT seq FROM t), (SELECT epoch FROM taken),"
-            f" (SELECT node_id = %(me)s AND inbox_id IS NOT NULL FROM {s}.tickets"
-            f" WHERE seq = (SELECT head FROM t) AND seq != (SELECT seq FROM t)), {NO_FLUSH}"
         )
+        #: The ticket, the epoch taken (``None``: not this time), whether the line's head
+        #: is an older kept message of this node's (:class:`AheadOfItsTurn`), and the
+        #: commit without a flush.
+        self._outcome = (
+            "(SELECT seq FROM t) AS seq, (SELECT epoch FROM taken) AS epoch,"
+            f" (SELECT node_id = %(me)s AND inbox_id IS NOT NULL FROM {s}.tickets"
+            " WHERE seq = (SELECT head FROM t) AND seq != (SELECT seq FROM t)) AS behind,"
+            f" {NO_FLUSH} AS no_flush"
+        )
+        self._first = f"{self._first_ctes} SELECT {self._outcome}"
         #: Another try with a known ticket (``None``: the ticket is gone).
         self._try = (
             f"WITH t AS (SELECT seq, ({head}) AS head FROM {s}.tickets"
@@ -160,11 +170,37 @@ class Lanes:
             f" AND seq {compare})"
         )
 
+    def first_with(self, ctes: str, rows: str) -> str:
+        """The first try of :meth:`acquire`, extended: ``ctes`` may use ``fresh``, and
+        ``rows`` is a query whose rows come back (as the lease's ``rows``) only then.
+
+        ``fresh`` is one row when the lane was taken and this statement's snapshot saw it
+        free with the epoch it was taken over from: nobody took or freed it since the
+        snapshot, so what the statement reads is not older than the last answer's final
+        commit. (The take itself sees the lane as it is now: while it waits for a final
+        commit's row lock and then finds the lane free, the snapshot is from before that
+        commit; the answer then reads its window with a statement of its own.)"""
+        s = self._s
+        return (
+            f"{self._first_ctes},"
+            f" seen AS (SELECT holder, epoch FROM {s}.lanes WHERE conversation_id = %(cid)s),"
+            " fresh AS (SELECT 1 FROM taken WHERE NOT EXISTS (SELECT 1 FROM seen"
+            " WHERE holder IS NOT NULL) AND taken.epoch = COALESCE((SELECT epoch FROM seen),"
+            f" 0) + 1), {ctes}"
+            " SELECT o.seq, o.epoch, o.behind, o.no_flush, (SELECT count(*) FROM fresh), w.*"
+            f" FROM (SELECT {self._outcome}) AS o LEFT JOIN LATERAL ({rows}) AS w"
+            " ON EXISTS (SELECT 1 FROM fresh)"
+        )
+
     def _params(self, **params: object) -> dict[str, object]:
         return {"me": self.node_id, "ttl": self.db.takeover_ttl(self.node_ttl_s), **params}
 
     async def acquire(
-        self, conversation_id: str, message_ids: Sequence[str], kept: bool = False
+        self,
+        conversation_id: str,
+        message_ids: Sequence[str],
+        kept: bool = False,
+        first: tuple[str, dict[str, Any]] | None = None,
     ) -> Lease:
         """Wait for the lane of ``conversation_id`` in ticket order and take it.
 
@@ -175,6 +211,9 @@ class Lanes:
         ticket (a kept message answered by another node, or this node taken for dead and
         its place given up). Failing or cancelled, it gives a new ticket up (later, in
         the background, when the database is away meanwhile).
+
+        ``first``: a statement made by :meth:`first_with` and its own parameters, sent as
+        the first try; its rows are the lease's ``rows`` when it was ``fresh``.
         """
         event = asyncio.Event()
         waiters = self._waiters.setdefault(conversation_id, set())
@@ -182,10 +221,15 @@ class Lanes:
         seq: int | None = None
         request = message_ids[-1]
         try:
-            [(seq, epoch, behind, _)] = await self.db.fetch(
-                self._first,
-                self._params(cid=conversation_id, ids=list(message_ids), rid=request),
-            )
+            params = self._params(cid=conversation_id, ids=list(message_ids), rid=request)
+            rows: list[tuple[Any, ...]] | None = None
+            if first is None:
+                [(seq, epoch, behind, _)] = await self.db.fetch(self._first, params)
+            else:
+                found = await self.db.fetch(first[0], {**params, **first[1]})
+                seq, epoch, behind, _, fresh = found[0][:5]
+                if fresh:  # a LEFT JOIN: one row of NULLs when there are none
+                    rows = [row[5:] for row in found if row[5] is not None]
             while epoch is None:
                 if seq is None:
                     raise LeaseLost(f"conversation {conversation_id}: no place in line")
@@ -198,7 +242,7 @@ class Lanes:
                 [(seq, epoch, behind, _)] = await self.db.fetch(
                     self._try, self._params(cid=conversation_id, seq=seq)
                 )
-            return Lease(conversation_id, seq, epoch)
+            return Lease(conversation_id, seq, epoch, rows)
         except AheadOfItsTurn:
             raise  # a kept message: its ticket stays
         except BaseException as exc:

@@ -67,11 +67,19 @@ class ClusterRuntime:
     async def stop(self) -> None:
         await self.node.stop()
 
-    def lane_handler(self, handler: Callable[[Message, Any], Awaitable[Any]]) -> LaneHandler:
+    def lane_handler(
+        self,
+        handler: Callable[[Message, Any], Awaitable[Any]],
+        window: tuple[bool, int | None] = (False, None),
+    ) -> LaneHandler:
+        """The gateway's handler inside cluster lanes; ``window``: whether an HTTP
+        message's lane is taken with its user turn stored and how many turns are read
+        back (the gateway's store is this plugin's, with that bound)."""
         wrapped = LaneHandler(
             handler, self.db, self.schema, self.node.lanes, self.kept, self._requeue_later
         )
         wrapped.claims = True
+        wrapped.window, wrapped.window_limit = window
         self.handlers.append(wrapped)
         return wrapped
 

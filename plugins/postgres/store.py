@@ -13,33 +13,28 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from loguru import logger
 
-from core import ApiError, ConversationInfo, Role, Turn
+from core import ApiError, ConversationInfo, Turn
 from plugins.postgres.answering import held_for
 from plugins.postgres.db import NO_FLUSH, Database, DatabaseUnavailable
+from plugins.postgres.turns import (
+    NOW,
+    RETURNING,
+    TURN_COLUMNS,
+    from_db,
+    insert_sql,
+    to_db,
+    turn_row,
+    turns_of,
+    window_sql,
+)
 
 #: Conversations removed per statement by :meth:`PostgresConversationStore.purge_idle`.
 PURGE_BATCH = 500
-
-_NOW = "extract(epoch FROM clock_timestamp())"
-_COLUMNS = "role, text, channel, user_id, message_id, created_at, metadata"
-
-
-def to_db(value: str) -> bytes:
-    """A string as stored: UTF-8, lone surrogates passed through (exact round trip)."""
-    return value.encode("utf-8", "surrogatepass")
-
-
-def from_db(value: bytes | memoryview) -> str:
-    return bytes(value).decode("utf-8", "surrogatepass")
-
-
-def _optional(value: str | None) -> bytes | None:
-    return None if value is None else to_db(value)
 
 
 class PostgresConversationStore:
@@ -66,30 +61,20 @@ class PostgresConversationStore:
         self.node_id = node_id or "single"
         s = f'"{schema}"'
         self._s = s
-        insert = (
-            f"INSERT INTO {s}.turns(conversation_id, role, text, channel, user_id, message_id,"
-            " created_at, stored_at, metadata) {source} ON CONFLICT (conversation_id, role,"
-            " message_id) WHERE message_id IS NOT NULL DO NOTHING"
-        )
-        values = f"%s, %s, %s, %s, %s, %s, %s, {_NOW}, %s"
-        self._insert = insert.format(source=f"VALUES ({values})")
+        values = f"%s, %s, %s, %s, %s, %s, %s, {NOW}, %s"
+        self._insert = insert_sql(s, f"VALUES ({values})")
         self._newest = (
-            f"SELECT {_COLUMNS} FROM {s}.turns WHERE conversation_id = %s"
+            f"SELECT {TURN_COLUMNS} FROM {s}.turns WHERE conversation_id = %s"
             " ORDER BY seq DESC LIMIT %s"
         )
-        newest = (
-            f" RETURNING seq, {_COLUMNS}) SELECT {_COLUMNS} FROM (SELECT seq, {_COLUMNS}"
-            f" FROM added UNION ALL (SELECT seq, {_COLUMNS} FROM {s}.turns"
-            " WHERE conversation_id = %s ORDER BY seq DESC LIMIT %s)) AS window_"
-            " ORDER BY seq DESC LIMIT %s"
-        )
-        self._append_and_newest = f"WITH added AS ({self._insert}{newest}"
+        newest = window_sql(s, "%s", "%s")
+        self._append_and_newest = f"WITH added AS ({self._insert}{RETURNING}) {newest}"
         #: The same for a turn stored inside a cluster lane, before its answer: its
         #: commit does not wait for the disk, since the answer's fenced final commit does
         #: (see :data:`~plugins.postgres.db.NO_FLUSH`); a message that was acknowledged
         #: (kept) is in the inbox, whose row stays unanswered until that commit.
-        no_flush = insert.format(source=f"SELECT {values} FROM (SELECT {NO_FLUSH}) AS no_flush")
-        self._append_and_newest_in_lane = f"WITH added AS ({no_flush}{newest}"
+        no_flush = insert_sql(s, f"SELECT {values} FROM (SELECT {NO_FLUSH}) AS no_flush")
+        self._append_and_newest_in_lane = f"WITH added AS ({no_flush}{RETURNING}) {newest}"
 
     # -- ConversationStore ------------------------------------------------------------------
 
@@ -99,7 +84,7 @@ class PostgresConversationStore:
         Inside a cluster lane the assistant's turn is the answer's: it is written by the
         lane's fenced final commit (:mod:`plugins.postgres.answering`), with the rest.
         """
-        row = _turn_row(conversation_id, turn)
+        row = turn_row(conversation_id, turn)
         held = held_for(conversation_id) if turn.role == "assistant" else None
         if held is not None and held.turn is None:
             held.turn = row
@@ -114,7 +99,7 @@ class PostgresConversationStore:
         if limit is not None and limit <= 0:
             return []
         rows = await self.db.fetch(self._newest, (to_db(conversation_id), limit))
-        return _turns(rows, max_chars)
+        return turns_of(rows, max_chars)
 
     async def append_and_history(
         self,
@@ -129,14 +114,17 @@ class PostgresConversationStore:
         if limit is not None and limit <= 0:
             await self.append(conversation_id, turn)
             return []
-        row = _turn_row(conversation_id, turn)
-        sql = (
-            self._append_and_newest
-            if held_for(conversation_id) is None
-            else (self._append_and_newest_in_lane)
-        )
+        row = turn_row(conversation_id, turn)
+        held = held_for(conversation_id)
+        if held is None:
+            sql = self._append_and_newest
+        else:
+            opened, held.opened = held.opened, None
+            if opened is not None and opened[:2] == (row, limit):
+                return turns_of(opened[2], max_chars)  # stored with the lane taken
+            sql = self._append_and_newest_in_lane
         rows = await self.db.fetch(sql, (*row, row[0], limit, limit))
-        return _turns(rows, max_chars)
+        return turns_of(rows, max_chars)
 
     async def clear(self, conversation_id: str) -> int:
         s = self._s
@@ -293,7 +281,7 @@ class PostgresConversationStore:
         return bool(
             await self.db.fetchval(
                 f"WITH mine AS (INSERT INTO {s}.owners(conversation_id, owner, claimed_at)"
-                f" SELECT %(cid)s, %(owner)s, {_NOW} WHERE NOT EXISTS"
+                f" SELECT %(cid)s, %(owner)s, {NOW} WHERE NOT EXISTS"
                 f" (SELECT 1 FROM {s}.conversations WHERE id = %(cid)s)"
                 " ON CONFLICT (conversation_id) DO NOTHING RETURNING owner)"
                 " SELECT COALESCE((SELECT owner FROM mine),"
@@ -351,47 +339,6 @@ class PostgresConversationStore:
             removed += count
             if count < PURGE_BATCH:
                 return removed
-
-
-def _turn_row(conversation_id: str, turn: Turn) -> tuple[Any, ...]:
-    return (
-        to_db(conversation_id),
-        turn.role,
-        to_db(turn.text),
-        to_db(turn.channel),
-        _optional(turn.user_id),
-        _optional(turn.message_id),
-        turn.created_at,
-        _metadata_json(turn.metadata),
-    )
-
-
-def _turns(rows: Sequence[Any], max_chars: int | None) -> list[Turn]:
-    """Rows newest first as turns oldest first, within ``max_chars`` (always the newest)."""
-    newest_first: list[Turn] = []
-    used = 0
-    for role, text, channel, user_id, message_id, created_at, metadata in rows:
-        text = from_db(text)
-        if max_chars is not None and newest_first and used + len(text) > max_chars:
-            break
-        used += len(text)
-        newest_first.append(
-            Turn(
-                cast(Role, role),
-                text,
-                from_db(channel),
-                None if user_id is None else from_db(user_id),
-                None if message_id is None else from_db(message_id),
-                created_at,
-                {} if metadata == "{}" else json.loads(metadata),
-            )
-        )
-    return newest_first[::-1]
-
-
-def _metadata_json(metadata: Mapping[str, Any]) -> str:
-    # ASCII escapes: PostgreSQL text holds no NUL, and lone surrogates stay exact.
-    return json.dumps(dict(metadata), default=str) if metadata else "{}"
 
 
 def _channel_filter(channel: str | None) -> tuple[str, tuple[bytes, ...]]:

@@ -39,7 +39,7 @@ async def test_conversations_live_in_postgres_and_survive_a_restart(
     assert health["plugins"]["postgres"]["ok"] is True
 
 
-async def test_an_api_chat_turn_costs_at_most_three_round_trips(
+async def test_an_api_chat_turn_costs_two_round_trips_when_its_lane_is_free(
     postgres_dsn, postgres_schema, eneca_app
 ):
     client = await eneca_app(
@@ -52,7 +52,9 @@ async def test_an_api_chat_turn_costs_at_most_three_round_trips(
     before = db.round_trips
     for i in range(10):
         await chat(client, f"turn {i}")
-    assert (db.round_trips - before) / 10 <= 3
+    # The lane taken with the user's turn stored and the window read back; the final
+    # commit (the answer's turn, the lane freed). Three before (issue 15 asks <= 3).
+    assert (db.round_trips - before) / 10 == 2
 
 
 async def test_a_schema_of_another_program_stops_start_up(postgres_dsn, postgres_schema, eneca_app):

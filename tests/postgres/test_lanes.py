@@ -23,14 +23,19 @@ TTL = 0.6
 
 
 class Node:
-    def __init__(self, db, beat_db, schema, node_id):
+    def __init__(self, db, beat_db, schema, node_id, opened=False):
         self.id = node_id
         self.nodes = Nodes(beat_db, schema, node_id, TTL)  # its own pool: not counted
         self.lanes = Lanes(db, schema, node_id, TTL)
         self.lanes.POLL_S = 0.05
         self.queue = PostgresDurableQueue(db, schema, node_id=node_id, node_ttl_s=TTL)
         self.store = PostgresConversationStore(db, schema, max_messages=None)
-        self.handler = LaneHandler(self.answer, db, schema, self.lanes)
+        # The queue's kept ids, shared as the cluster runtime shares them.
+        self.handler = LaneHandler(self.answer, db, schema, self.lanes, self.queue.kept)
+        # Whether a message that was not kept takes its lane with its user turn stored
+        # and the window read back (the gateway's store is the postgres store).
+        self.handler.window = opened
+        self.seen: list[list[str]] = []  # the window each answer was given
         self.reply_text = "ok"
         self.release = asyncio.Event()
         self.release.set()
@@ -39,9 +44,10 @@ class Node:
 
     async def answer(self, message, handle):
         """What the gateway's pipeline does, in brief."""
-        await self.store.append_and_history(
-            message.conversation_id, Turn("user", message.text, message_id=message.id)
+        window = await self.store.append_and_history(
+            message.conversation_id, Turn.of_message(message)
         )
+        self.seen.append([turn.text for turn in window])
         self.model_calls.append(message.text)
         await self.release.wait()  # the model call
         reply = Reply(message.conversation_id, message.channel, self.reply_text, message)
@@ -63,11 +69,13 @@ async def beat_forever(nodes):
         await asyncio.sleep(0.1)
 
 
-@pytest.fixture
-async def nodes(postgres_db, postgres_dsn, postgres_schema):
+@pytest.fixture(params=[False, True], ids=["lane-then-turn", "lane-with-turn"])
+async def nodes(request, postgres_db, postgres_dsn, postgres_schema):
     beat_db = Database(postgres_dsn, pool_size=2)
     await beat_db.open()
-    made = [Node(postgres_db, beat_db, postgres_schema, f"node-{name}") for name in "abc"]
+    made = [
+        Node(postgres_db, beat_db, postgres_schema, f"node-{name}", request.param) for name in "abc"
+    ]
     for node in made:
         await node.nodes.beat()
     beating = asyncio.create_task(beat_forever(made))
@@ -97,6 +105,23 @@ async def test_one_node_at_a_time_in_ticket_order(nodes):
     assert [text for _, text in await texts(a.store, "c1")] == [
         "one", "ok", "two", "ok", "three", "ok"
     ]  # fmt: skip
+
+
+async def test_every_answer_sees_every_earlier_turn_of_its_thread(nodes):
+    """Requests of one thread racing on three nodes: each answer's window is the thread
+    as stored up to its own user turn (a lane taken in the statement that also reads the
+    window must not read from before the previous answer's commit)."""
+    for node in nodes:
+        node.release.set()
+    for round_ in range(30):
+        await asyncio.gather(
+            *(node.handler(Message("race", "http", f"{round_}{node.id}"), None) for node in nodes)
+        )
+    stored = [text for _, text in await texts(nodes[0].store, "race")]
+    seen = [window for node in nodes for window in node.seen]
+    assert len(seen) == 90 and len(stored) == 180
+    for window in seen:
+        assert window == stored[: stored.index(window[-1]) + 1]
 
 
 async def test_other_conversations_do_not_wait(nodes):
