@@ -2,11 +2,11 @@
 
 :class:`LaneHandler` wraps the gateway's handler: it takes the lane (waiting for other
 nodes in ticket order), runs the answer, and then commits the answer's writes in one
-statement that first checks the lane's epoch. A message that was not kept (HTTP) takes
-its lane with the statement that also stores its user turn and reads the window back,
-when its lane is free and the gateway's store is the postgres store
-(:attr:`LaneHandler.window`): the store then hands that window out without a statement of
-its own, so such a turn costs two statements. While the handler runs, the postgres
+statement that first checks the lane's epoch. A message takes its lane with the
+statement that also stores its user turn and reads the window back, when its lane is
+free and the gateway's store is the postgres store (:attr:`LaneHandler.window`): the
+store then hands that window out without a statement of its own, so an HTTP turn costs
+two statements and a kept TalkMe message four. While the handler runs, the postgres
 store and queue do not write the assistant turn and the "answered + outbox row" at once
 but leave them on the :class:`Held` lane (a context variable of the answering task);
 the final statement writes them together with freeing the lane, or, when this node lost
@@ -109,7 +109,7 @@ class LaneHandler:
         #: conversation's only pending reply (the cluster runtime's queue then hands it
         #: to the outbox without a statement of its own).
         self.claims = False
-        #: Whether a message that was not kept takes its lane with its user turn stored
+        #: Whether a message takes its lane with its user turn stored
         #: and the newest ``window_limit`` turns read back (only when the gateway's store
         #: is this plugin's store: another store would store the turn again).
         self.window = False
@@ -126,7 +126,7 @@ class LaneHandler:
         kept = any(id_ in self.kept for id_ in ids)
         first: tuple[str, dict[str, Any]] | None = None
         row: tuple[Any, ...] = ()
-        if self.window and not kept:
+        if self.window:
             row = turn_row(message.conversation_id, Turn.of_message(message))
             first = (self._take_with_turn, {**named_params(row), "limit": self.window_limit})
         try:
