@@ -1,11 +1,18 @@
-"""Durable queues of both backends behind one fixture."""
+"""Durable queues of both backends behind one fixture, and the gateway with TalkMe on
+PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import pytest
+from aiohttp.test_utils import TestClient
 
 from core.durable.sqlite import DurableQueue
 from plugins.postgres.testing import drop_schema, new_schema_name, require_postgres
+from tests.support.talkme_fake_api import FakeTalkMe
+from tests.support.talkme_helpers import ADMIN_KEY
 
 
 class QueueBackend:
@@ -61,3 +68,28 @@ async def pg_queues(tmp_path):
         yield backend
     finally:
         await backend.close_all()
+
+
+@pytest.fixture
+def talkme_on_postgres(
+    eneca_app: Any, talkme: FakeTalkMe, postgres_dsn: str, postgres_schema: str
+) -> Callable[..., Awaitable[TestClient]]:
+    """``client = await talkme_on_postgres(agent, pool_size=4)``: the gateway with the TalkMe
+    and postgres plugins on this test's schema, sending to the fake TalkMe API ``talkme``."""
+
+    async def make(agent: Any, pool_size: int = 4) -> TestClient:
+        return await eneca_app(
+            ["talkme", "postgres"],
+            agent=agent,
+            settings={
+                "core": {"api_keys": [ADMIN_KEY], "delivery_base_delay_s": 0.02},
+                "talkme": {"api_url": talkme.url, "typing_ttl_s": 0},
+                "postgres": {
+                    "dsn": postgres_dsn,
+                    "schema": postgres_schema,
+                    "pool_size": pool_size,
+                },
+            },
+        )
+
+    return make

@@ -5,12 +5,9 @@ them with it). The setting is the statement's own: no pooled connection keeps it
 
 import asyncio
 
-import pytest
-
 from core.testing import ScriptedAgent, gateway_of, wait_until
 from plugins.postgres.db import NO_FLUSH
-from tests.support.talkme_fake_api import FakeTalkMe
-from tests.support.talkme_helpers import ADMIN_KEY, webhook_body
+from tests.support.talkme_helpers import webhook_body
 
 
 def record_statements(db) -> list[str]:
@@ -87,33 +84,18 @@ async def test_an_api_chat_turn_waits_for_the_disk_in_its_final_commit_only(
     assert await settings_of_every_pooled_connection(db) == {"on"}
 
 
-@pytest.fixture
-async def fake_talkme():
-    fake = FakeTalkMe()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
 async def test_a_talkme_message_waits_for_the_disk_when_acknowledged_answered_and_sent(
-    postgres_dsn, postgres_schema, eneca_app, fake_talkme
+    talkme_on_postgres, talkme
 ):
-    client = await eneca_app(
-        ["talkme", "postgres"],
-        agent=ScriptedAgent(lambda request: f"re {request.message.text}"),
-        settings={
-            "core": {"api_keys": [ADMIN_KEY], "delivery_base_delay_s": 0.02},
-            "talkme": {"api_url": fake_talkme.url, "typing_ttl_s": 0},
-            "postgres": {"dsn": postgres_dsn, "schema": postgres_schema, "pool_size": 3},
-        },
-    )
+    agent = ScriptedAgent(lambda request: f"re {request.message.text}")
+    client = await talkme_on_postgres(agent, pool_size=3)
     gateway = gateway_of(client)
     db = gateway._pm.get_plugin("postgres").db
     sent = record_statements(db)
     for number in range(4):
         body = webhook_body(f"m{number}", client_id=f"v{number % 2}", message_id=number + 1)
         assert (await client.post("/webhook/talkme", json=body)).status == 200
-    await wait_until(lambda: len(fake_talkme.confirmed("send")) == 4, timeout=15)
+    await wait_until(lambda: len(talkme.confirmed("send")) == 4, timeout=15)
     await wait_until(lambda: gateway._outbox.in_progress == 0, timeout=15)
     statements = {(kind(sql), NO_FLUSH in sql) for sql in sent}
     assert statements - {("other", False)} == {

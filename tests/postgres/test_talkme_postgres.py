@@ -3,36 +3,18 @@ visitor, with a bounded number of database round trips per message."""
 
 import asyncio
 
-import pytest
-
 from core.testing import ScriptedAgent, gateway_of
-from tests.support.talkme_fake_api import FakeTalkMe
-from tests.support.talkme_helpers import ADMIN_KEY, webhook_body
+from tests.support.talkme_helpers import webhook_body
 
 VISITORS = 10
 MESSAGES = 3
 
 
-@pytest.fixture
-async def fake_talkme():
-    fake = FakeTalkMe()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
 async def test_talkme_messages_are_delivered_once_in_order_within_six_round_trips(
-    postgres_dsn, postgres_schema, eneca_app, fake_talkme
+    talkme_on_postgres, talkme
 ):
-    client = await eneca_app(
-        ["talkme", "postgres"],
-        agent=ScriptedAgent(lambda request: f"re {request.message.text}"),
-        settings={
-            "core": {"api_keys": [ADMIN_KEY], "delivery_base_delay_s": 0.02},
-            "talkme": {"api_url": fake_talkme.url, "typing_ttl_s": 0},
-            "postgres": {"dsn": postgres_dsn, "schema": postgres_schema, "pool_size": 4},
-        },
-    )
+    agent = ScriptedAgent(lambda request: f"re {request.message.text}")
+    client = await talkme_on_postgres(agent, pool_size=4)
     gateway = gateway_of(client)
     db = gateway._pm.get_plugin("postgres").db
     before = db.round_trips
@@ -61,7 +43,7 @@ async def test_talkme_messages_are_delivered_once_in_order_within_six_round_trip
             await asyncio.sleep(0.01)
     used = db.round_trips - before - own
     assert (stats["received"], stats["delivered"], stats["duplicates"]) == (30, 30, 0)
-    sent = [call.body["content"]["text"] for call in fake_talkme.confirmed("send")]
+    sent = [call.body["content"]["text"] for call in talkme.confirmed("send")]
     for visitor in range(VISITORS):
         assert [text for text in sent if text.startswith(f"re v{visitor} ")] == [
             f"re v{visitor} m{turn}" for turn in range(MESSAGES)
