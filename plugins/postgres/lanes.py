@@ -124,10 +124,7 @@ class Lanes:
         self._try = (
             f"WITH t AS (SELECT seq, ({head}) AS head FROM {s}.tickets"
             " WHERE seq = %(seq)s),"
-            f" taken AS ({take})"
-            " SELECT (SELECT seq FROM t), (SELECT epoch FROM taken),"
-            f" (SELECT node_id = %(me)s AND inbox_id IS NOT NULL FROM {s}.tickets"
-            f" WHERE seq = (SELECT head FROM t) AND seq != (SELECT seq FROM t)), {NO_FLUSH}"
+            f" taken AS ({take}) SELECT {self._outcome}"
         )
         #: Give the lane up without an answer (cancelled, failed...): a ticket of a message
         #: that was not kept goes; a kept message keeps its place for whoever answers it.
