@@ -60,9 +60,9 @@ class Held:
     #: The outbox row the final commit queued and claimed for this node (it was its
     #: conversation's only pending reply): the outbox sends it without a look of its own.
     claimed: int | None = None
-    #: The user's turn stored with the lane taken (its row), the window's bound and the
-    #: window read back (newest first), for the store to hand out once.
-    opened: tuple[tuple[Any, ...], int | None, list[tuple[Any, ...]]] | None = None
+    #: The user's turn stored with the lane taken, the window's bound and the window
+    #: read back (rows, newest first), for the store to hand out once.
+    opened: tuple[Turn, int | None, list[tuple[Any, ...]]] | None = None
 
 
 #: The lane held by the current task (``None`` outside an answer, or without cluster lanes).
@@ -125,9 +125,10 @@ class LaneHandler:
         ids = [*message.metadata.get(MERGED_IDS, ()), message.id]
         kept = any(id_ in self.kept for id_ in ids)
         first: tuple[str, dict[str, Any]] | None = None
-        row: tuple[Any, ...] = ()
+        turn: Turn | None = None  # the user's turn, stored with the lane taken
         if self.window:
-            row = turn_row(message.conversation_id, Turn.of_message(message))
+            turn = Turn.of_message(message)
+            row = turn_row(message.conversation_id, turn)
             first = (self._take_with_turn, {**named_params(row), "limit": self.window_limit})
         try:
             lease = await self._retrying(
@@ -148,8 +149,8 @@ class LaneHandler:
             self.kept.difference_update(ids)
             raise
         held = Held(lease, self)
-        if lease.rows is not None:
-            held.opened = (row, self.window_limit, lease.rows)
+        if turn is not None and lease.rows is not None:
+            held.opened = (turn, self.window_limit, lease.rows)
         token = HELD.set(held)
         self.answering[lease.ticket] = held
         try:

@@ -114,15 +114,15 @@ class PostgresConversationStore:
         if limit is not None and limit <= 0:
             await self.append(conversation_id, turn)
             return []
-        row = turn_row(conversation_id, turn)
         held = held_for(conversation_id)
         if held is None:
             sql = self._append_and_newest
         else:
             opened, held.opened = held.opened, None
-            if opened is not None and opened[:2] == (row, limit):
+            if opened is not None and opened[:2] == (turn, limit):
                 return turns_of(opened[2], max_chars)  # stored with the lane taken
             sql = self._append_and_newest_in_lane
+        row = turn_row(conversation_id, turn)
         rows = await self.db.fetch(sql, (*row, row[0], limit, limit))
         return turns_of(rows, max_chars)
 
